@@ -1,0 +1,48 @@
+"""The REST API: ``create_app()`` builds the Flask app; views parse, call batchq, dump."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from api.errors import BatchqApi, register_error_handlers
+from batchq.runtime import Runtime, build_runtime
+from batchq.settings import Settings
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """The batchq API for ``settings`` (default: from the environment)."""
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    app = Flask("batchq")
+    app.config.update(_flask_config(settings))
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep itemErrors in input order
+    app.extensions["batchq"] = runtime or _default_runtime(settings)
+    api = BatchqApi(app)
+    register_error_handlers(app)
+
+    from api.batches import blp as batches
+    from api.health import blp as health
+
+    api.register_blueprint(batches)
+    api.register_blueprint(health)
+    return app
+
+
+def _flask_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "API_TITLE": "batchq",
+        "API_VERSION": "1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "MAX_CONTENT_LENGTH": settings.max_body_mb * 1024 * 1024,
+    }
+
+
+def _default_runtime(settings: Settings) -> Runtime:
+    from workers.app import CeleryDispatcher, create_celery
+
+    return build_runtime(settings, CeleryDispatcher(create_celery(settings)))

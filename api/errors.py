@@ -1,0 +1,83 @@
+"""One JSON error shape for every error: ``{"status", "error", "details"}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException
+
+from batchq.errors import BatchqError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorSchema(Schema):
+    """The body of every error response."""
+
+    status = fields.Int(required=True, metadata={"description": "The HTTP status code"})
+    error = fields.Str(required=True, metadata={"description": "What went wrong, for a person"})
+    details = fields.Dict(metadata={"description": "Machine-readable specifics"})
+
+
+def error_body(status: int, message: str, details: dict[str, Any] | None = None) -> Any:
+    response = jsonify({"status": status, "error": message, "details": details or {}})
+    response.status_code = status
+    return response
+
+
+class BatchqApi(Api):
+    """flask-smorest's Api with batchq's error shape."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
+        data = getattr(error, "data", None) or {}
+        details: dict[str, Any] = {}
+        message = error.description or error.name
+        if "messages" in data:
+            details["fields"] = _flatten_locations(data["messages"])
+            message = "The request is not valid: " + _summary(details["fields"])
+        elif "message" in data:
+            message = data["message"]
+        status = error.code or 500
+        response = error_body(status, message, details)
+        for name, value in (data.get("headers") or {}).items():
+            response.headers[name] = value
+        return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map batchq's errors and surprises to the one error shape."""
+
+    @app.errorhandler(BatchqError)
+    def _batchq_error(error: BatchqError) -> ResponseReturnValue:
+        log.info("Refused request: %s", error.message)
+        return error_body(error.status_code, error.message, error.details)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> ResponseReturnValue:
+        # HTTPExceptions never get here: Flask picks the more specific handler of the Api.
+        log.exception("Unexpected error")
+        return error_body(500, "Internal error; the server log has the details")
+
+
+def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests errors by location ("json", "query"); the caller needs the fields."""
+    flat: dict[str, Any] = {}
+    for location_errors in messages.values():
+        if isinstance(location_errors, dict):
+            flat.update(location_errors)
+    return flat or messages
+
+
+def _summary(fields_: dict[str, Any]) -> str:
+    parts = []
+    for name, problems in list(fields_.items())[:5]:
+        text = problems[0] if isinstance(problems, list) and problems else problems
+        parts.append(f"{name}: {text}")
+    return "; ".join(parts)

@@ -1,0 +1,25 @@
+"""``/healthz``: is the database reachable?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from api.blueprint import Blueprint
+
+blp = Blueprint("health", __name__, description="Liveness")
+
+
+@blp.route("/healthz")
+@blp.response(200)
+@blp.alt_response(503, description="The database is unreachable")
+def healthz() -> Any:
+    """Report whether the API can reach its database"""
+    engine = current_app.extensions["batchq"].store.engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        return {"status": "unavailable", "database": str(exc).splitlines()[0]}, 503
+    return {"status": "ok", "database": "ok"}

@@ -1,0 +1,108 @@
+"""Marshmallow schemas: they parse requests, dump responses and write the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, pre_dump, validate
+
+from batchq.statuses import BatchStatus
+
+
+class ItemList(fields.Field):
+    """A JSON array of items, passed through as it is.
+
+    Each element is either ``{"key", "payload", "stage"?}`` or a bare payload;
+    batchq checks them one by one and reports the offending indexes.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise ValidationError("items must be a JSON array")
+        return value
+
+
+class BatchCreateSchema(Schema):
+    """``POST /batches``."""
+
+    type = fields.Str(required=True, validate=validate.Length(min=1, max=200),
+                      metadata={"description": "The batch type's code (case-sensitive)"})
+    items = ItemList(required=True, metadata={
+        "description": 'Items: {"key", "payload", "stage"?} objects or bare payloads'})
+    params = fields.Dict(load_default=dict, metadata={"description": "The type's parameters"})
+    description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
+    tenant_id = fields.Str(data_key="tenantId", allow_none=True,
+                           validate=validate.Length(min=1, max=200))
+    page_size = fields.Int(data_key="pageSize", validate=validate.Range(min=1, max=100_000))
+    jobs_per_seed = fields.Int(data_key="jobsPerSeed", validate=validate.Range(min=1, max=10_000))
+    failure_threshold = fields.Float(
+        data_key="failureThreshold", allow_none=True,
+        validate=validate.Range(min=0, max=1, min_inclusive=False),
+        metadata={"description": "Abort when failed/processed reaches it; null disables"})
+    retention_days = fields.Int(data_key="retentionDays", validate=validate.Range(min=1))
+
+
+class BatchPatchSchema(Schema):
+    """``PATCH /batches/{id}``."""
+
+    suspended = fields.Bool()
+    description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
+
+
+class WorkQueueStatusSchema(Schema):
+    queued = fields.Int(metadata={"description": "Pages sent to the broker, not yet started"})
+    running = fields.Int(metadata={"description": "Pages running now"})
+    workers = fields.List(fields.Str(), metadata={"description": "Processes running them"})
+
+
+class BatchSchema(Schema):
+    """A batch as ``GET /batches/{id}`` shows it."""
+
+    id = fields.Str()
+    type = fields.Str()
+    status = fields.Str(validate=validate.OneOf([s.value for s in BatchStatus]))
+    suspended = fields.Bool()
+    tenant_id = fields.Str(data_key="tenantId", allow_none=True)
+    create_user_id = fields.Str(data_key="createUserId", allow_none=True)
+    description = fields.Str(allow_none=True)
+    params = fields.Dict()
+    total_items = fields.Int(data_key="totalItems")
+    processed_items = fields.Int(data_key="processedItems")
+    failed_items = fields.Int(data_key="failedItems")
+    unprocessed_items = fields.Int(data_key="unprocessedItems")
+    total_jobs = fields.Int(data_key="totalJobs")
+    jobs_created = fields.Int(data_key="jobsCreated")
+    jobs_completed = fields.Int(data_key="jobsCompleted")
+    jobs_per_seed = fields.Int(data_key="jobsPerSeed")
+    page_size = fields.Int(data_key="pageSize")
+    failure_threshold = fields.Float(data_key="failureThreshold", allow_none=True)
+    retention_days = fields.Int(data_key="retentionDays")
+    progress = fields.Str(metadata={"description": '"7 out of 20" jobs'})
+    progress_percent = fields.Float(data_key="progressPercent")
+    progress_description = fields.Str(data_key="progressDescription", allow_none=True)
+    created_at = fields.DateTime(data_key="createdAt")
+    started_at = fields.DateTime(data_key="startedAt", allow_none=True)
+    finished_at = fields.DateTime(data_key="finishedAt", allow_none=True)
+    failure_reason = fields.Str(data_key="failureReason", allow_none=True)
+    result = fields.Raw(allow_none=True)
+    work_queue_status = fields.Nested(WorkQueueStatusSchema, data_key="workQueueStatus")
+    item_errors = fields.Dict(keys=fields.Str(), values=fields.Str(), data_key="itemErrors",
+                              metadata={"description": "{item key: message}, capped"})
+    item_errors_truncated = fields.Bool(data_key="itemErrorsTruncated")
+    # Seed 002's names, so a client written for that API reads a batch unchanged.
+    batch_jobs_per_seed = fields.Int(data_key="batchJobsPerSeed")
+    invocations_per_batch_job = fields.Int(data_key="invocationsPerBatchJob")
+    seed_job_definition_id = fields.Str(data_key="seedJobDefinitionId")
+    monitor_job_definition_id = fields.Str(data_key="monitorJobDefinitionId")
+    batch_job_definition_id = fields.Str(data_key="batchJobDefinitionId")
+
+    @pre_dump
+    def add_seed_002_names(self, batch: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {
+            **batch,
+            "batch_jobs_per_seed": batch["jobs_per_seed"],
+            "invocations_per_batch_job": batch["page_size"],
+            "seed_job_definition_id": f"{batch['id']}:seed",
+            "monitor_job_definition_id": f"{batch['id']}:monitor",
+            "batch_job_definition_id": f"{batch['id']}:execute",
+        }

@@ -1,0 +1,106 @@
+"""What a user does to a batch after creating it: read, suspend, resume, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchq.errors import BatchNotFound, Conflict
+from batchq.execution import queue_more_pages
+from batchq.runtime import Runtime
+from batchq.statuses import FINAL_STATUSES, BatchStatus, StopReason
+from batchq.store import Row, utcnow
+
+MAX_ITEM_ERRORS_SHOWN = 100
+
+
+def get_batch(rt: Runtime, batch_id: str) -> Row:
+    """The batch row; ``BatchNotFound`` if there is none."""
+    batch = rt.store.get_batch(batch_id)
+    if batch is None:
+        raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
+    return batch
+
+
+def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
+    """Everything ``GET /batches/{id}`` shows, read without scanning the batch's items."""
+    batch = dict(get_batch(rt, batch_id))
+    queue = rt.store.work_queue_status(batch_id)
+    errors = rt.store.item_errors(batch_id, MAX_ITEM_ERRORS_SHOWN)
+    total_jobs, done_jobs = batch["total_jobs"], batch["jobs_completed"]
+    batch.update(
+        unprocessed_items=batch["total_items"] - batch["processed_items"],
+        progress=f"{done_jobs} out of {total_jobs}",
+        progress_percent=_percent(batch["processed_items"], batch["total_items"]),
+        work_queue_status={"queued": queue.queued, "running": queue.running,
+                           "workers": queue.workers},
+        item_errors={row["key"]: row["message"] for row in errors},
+        item_errors_truncated=batch["failed_items"] > len(errors),
+    )
+    if not batch["progress_description"]:
+        batch["progress_description"] = _progress_sentence(batch)
+    return batch
+
+
+def cancel_batch(rt: Runtime, batch_id: str) -> Row:
+    """Drain-style cancel: no new page starts, running pages finish and are counted."""
+    batch = get_batch(rt, batch_id)
+    if batch["type"] in rt.registry and not rt.registry.get(batch["type"]).can_cancel:
+        raise Conflict(f"Batches of type {batch['type']!r} cannot be cancelled",
+                       {"batchId": batch_id})
+    before = rt.store.request_cancel(batch_id, utcnow())
+    if before is None:
+        raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
+    _refuse_cancel_of(before)
+    rt.send("monitor", batch_id)
+    return get_batch(rt, batch_id)
+
+
+def _refuse_cancel_of(batch: Row) -> None:
+    batch_id, status = batch["id"], batch["status"]
+    if status in FINAL_STATUSES:
+        raise Conflict(f"Batch {batch_id} already finished with status {status}",
+                       {"batchId": batch_id, "status": status})
+    if batch["stop_reason"] == StopReason.ABORT:
+        raise Conflict(f"Batch {batch_id} is already stopping because too many items failed",
+                       {"batchId": batch_id})
+    if batch["finalizer"] is not None:
+        raise Conflict(f"Batch {batch_id} is running its post-batch step and can no longer "
+                       "be cancelled", {"batchId": batch_id})
+
+
+def set_suspended(rt: Runtime, batch_id: str, suspended: bool) -> Row:
+    """Suspend (no new page starts) or resume (deferred pages go back in the queue)."""
+    before = rt.store.set_suspended(batch_id, suspended)
+    if before is None:
+        raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
+    if before["status"] in FINAL_STATUSES:
+        action = "suspended" if suspended else "resumed"
+        raise Conflict(f"Batch {batch_id} already finished with status {before['status']} "
+                       f"and cannot be {action}", {"batchId": batch_id})
+    if not suspended:
+        queue_more_pages(rt, batch_id)
+        rt.send("monitor", batch_id)
+    return get_batch(rt, batch_id)
+
+
+def set_description(rt: Runtime, batch_id: str, description: str | None) -> Row:
+    """Change the batch's description."""
+    if not rt.store.set_description(batch_id, description):
+        raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
+    return get_batch(rt, batch_id)
+
+
+def _percent(done: int, total: int) -> float:
+    return round(100.0 * done / total, 2) if total else 100.0
+
+
+def _progress_sentence(batch: dict[str, Any]) -> str:
+    status = batch["status"]
+    done = f"{batch['processed_items']} of {batch['total_items']} items processed"
+    if batch["failed_items"]:
+        done += f", {batch['failed_items']} failed"
+    if batch["suspended"] and status not in FINAL_STATUSES:
+        return f"Suspended: {done}"
+    if status == BatchStatus.WAITING:
+        return "Waiting for a worker"
+    return f"{status}: {done}"

@@ -1,0 +1,56 @@
+"""The one error tree of batchq; the API maps each class to an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BatchqError(Exception):
+    """Base of every error batchq raises on purpose."""
+
+    status_code = 500
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ConfigurationError(BatchqError):
+    """The settings or a batch type module are wrong; raised at start-up."""
+
+
+class InvalidBatch(BatchqError):
+    """The request to create or change a batch is malformed or breaks a rule."""
+
+    status_code = 400
+
+
+class TooManyItems(InvalidBatch):
+    """The batch exceeds the configured maximum number of items."""
+
+    status_code = 413
+
+
+class UnknownBatchType(InvalidBatch):
+    """No batch type is registered under the given code."""
+
+
+class BatchNotFound(BatchqError):
+    """No batch with that id exists (or the caller may not see it)."""
+
+    status_code = 404
+
+
+class Conflict(BatchqError):
+    """The batch is in a state that does not allow the request."""
+
+    status_code = 409
+
+
+class ItemFailed(Exception):  # noqa: N818 - reads as a sentence in handlers: raise ItemFailed("...")
+    """Raised by a handler to fail one item with exactly this message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

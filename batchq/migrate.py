@@ -1,0 +1,23 @@
+"""Running the Alembic migrations from code (``batchq migrate``, tests, ``batchq up``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config for ``database_url`` without an alembic.ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the database's schema up to ``revision``."""
+    command.upgrade(alembic_config(database_url), revision)

@@ -1,0 +1,52 @@
+"""The objects every batchq function works with, built once per process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from batchq.db import create_engine
+from batchq.settings import Settings
+from batchq.store import Store
+from batchq.types import Registry, load_types
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """Sends the "go" signals; the broker carries nothing the database does not know."""
+
+    def send_seed(self, batch_id: str) -> None: ...
+
+    def send_execute(self, batch_id: str, page_no: int) -> None: ...
+
+    def send_monitor(self, batch_id: str) -> None: ...
+
+
+@dataclass
+class Runtime:
+    """Settings, storage, batch types and the message sender of one process."""
+
+    settings: Settings
+    store: Store
+    registry: Registry
+    dispatcher: Dispatcher
+
+    def send(self, kind: str, batch_id: str, *args: int) -> bool:
+        """Send a message, logging instead of raising when the broker is unreachable.
+
+        Losing a message is survivable: the monitor re-sends what is missing.
+        """
+        try:
+            getattr(self.dispatcher, f"send_{kind}")(batch_id, *args)
+            return True
+        except Exception as exc:
+            log.warning("Could not send %s message for batch %s: %s", kind, batch_id, exc)
+            return False
+
+
+def build_runtime(settings: Settings, dispatcher: Dispatcher) -> Runtime:
+    """Connect to the database (lazily: no connection is opened here) and load batch types."""
+    engine = create_engine(settings.database_url)
+    return Runtime(settings, Store(engine), load_types(settings.types), dispatcher)

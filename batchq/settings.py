@@ -1,0 +1,92 @@
+"""Settings, read from ``BATCHQ_*`` environment variables once into a typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from batchq.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything batchq can be configured with; see README "Settings"."""
+
+    data_dir: Path = Path("batchq-data")
+    database_url: str = ""
+    broker_url: str = ""
+    types: tuple[str, ...] = ()
+    # Defaults of new batches.
+    page_size: int = 100
+    jobs_per_seed: int = 100
+    failure_threshold: float | None = 0.20
+    retention_days: int = 30
+    max_items: int = 1_000_000
+    max_body_mb: int = 512
+    # Engine tuning.
+    max_queued_jobs: int = 4
+    execute_slice_seconds: float = 1.0
+    lease_seconds: float = 60.0
+    requeue_after_seconds: float = 120.0
+    max_attempts: int = 3
+    monitor_interval_seconds: float = 5.0
+    post_batch_timeout_seconds: float = 3600.0
+    cleanup_interval_seconds: float = 86400.0
+    # Processes.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    worker_concurrency: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            url = f"sqlite:///{(self.data_dir / 'batchq.db').resolve()}"
+            object.__setattr__(self, "database_url", url)
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", "filesystem://")
+        for name in ("page_size", "jobs_per_seed", "max_items", "max_queued_jobs", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"BATCHQ_{name.upper()} must be at least 1")
+        if self.failure_threshold is not None and not 0 < self.failure_threshold <= 1:
+            raise ConfigurationError("BATCHQ_FAILURE_THRESHOLD must be in (0, 1] or 'none'")
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the embedded stack (SQLite and the filesystem broker)."""
+        return self.broker_url.startswith("filesystem")
+
+    @property
+    def broker_folder(self) -> Path:
+        """Where the embedded filesystem broker keeps its messages."""
+        return (self.data_dir / "broker").resolve()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``BATCHQ_<FIELD>`` variables; ``overrides`` win over both."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(f"BATCHQ_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field.name, str(field.type), raw)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if "Path" in type_name:
+            return Path(raw)
+        if "tuple" in type_name:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if "float" in type_name:
+            if "None" in type_name and raw.lower() in ("none", "null"):
+                return None
+            return float(raw)
+        if "int" in type_name:
+            return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"BATCHQ_{name.upper()}={raw!r} is not a valid {type_name}") from exc
+    return raw

@@ -1,0 +1,100 @@
+"""The SQLAlchemy Core tables; Alembic migrations must equal them (tested)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("type", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("suspended", sa.Boolean, nullable=False, default=False),
+    # Set when the batch drains: "cancel" (user) or "abort" (failure threshold).
+    sa.Column("stop_reason", sa.String(16)),
+    sa.Column("tenant_id", sa.String(200)),
+    sa.Column("create_user_id", sa.String(200)),
+    sa.Column("description", sa.Text),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("total_items", sa.BigInteger, nullable=False, default=0),
+    sa.Column("processed_items", sa.BigInteger, nullable=False, default=0),
+    sa.Column("failed_items", sa.BigInteger, nullable=False, default=0),
+    sa.Column("total_jobs", sa.Integer, nullable=False, default=0),
+    sa.Column("jobs_created", sa.Integer, nullable=False, default=0),
+    sa.Column("jobs_completed", sa.Integer, nullable=False, default=0),
+    sa.Column("page_size", sa.Integer, nullable=False),
+    sa.Column("jobs_per_seed", sa.Integer, nullable=False),
+    # [[stage, item count], ...] in stage order: pages are derived from it, no item scan.
+    sa.Column("stage_sizes", sa.JSON, nullable=False),
+    sa.Column("failure_threshold", sa.Float),
+    sa.Column("retention_days", sa.Integer, nullable=False),
+    sa.Column("progress_description", sa.Text),
+    sa.Column("result", sa.JSON),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    # finished_at + retention_days: the cleanup task deletes the batch after it.
+    sa.Column("expires_at", sa.DateTime),
+    # Last time a seed step ran; the monitor re-sends a seed that stalled.
+    sa.Column("seeded_at", sa.DateTime),
+    # Won once by the finaliser that runs the post-batch step (exactly once).
+    sa.Column("finalizer", sa.String(64)),
+    sa.Column("finalizing_since", sa.DateTime),
+    sa.Index(None, "status"),
+    sa.Index(None, "expires_at"),
+)
+
+pages = sa.Table(
+    "pages",
+    metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("page_no", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("first_pos", sa.BigInteger, nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("queued_at", sa.DateTime),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("lease_until", sa.DateTime),
+    sa.Column("succeeded", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
+    sa.Index(None, "batch_id", "status", "page_no"),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("stage", sa.Integer, primary_key=True, autoincrement=False),
+    # Position within the stage: a page is the range [first_pos, first_pos + item_count).
+    sa.Column("pos", sa.BigInteger, primary_key=True, autoincrement=False),
+    # Position in the input, for listing items as they were sent.
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+)
+
+item_errors = sa.Table(
+    "item_errors",
+    metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("stage", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("pos", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("failed_at", sa.DateTime, nullable=False),
+)

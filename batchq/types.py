@@ -1,0 +1,140 @@
+"""The batch type registry: handlers registered under case-sensitive codes.
+
+User types live in the user's own modules, named by ``BATCHQ_TYPES`` or the
+``batchq.types`` entry-point group; importing such a module registers its types.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from marshmallow import Schema
+
+from batchq.errors import ConfigurationError, UnknownBatchType
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class ItemContext:
+    """What a handler knows about the item it runs."""
+
+    batch_id: str
+    key: str
+    stage: int
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a post-batch step knows about the finished batch."""
+
+    batch_id: str
+    type: str
+    params: Mapping[str, Any]
+    total_items: int
+    processed_items: int
+    failed_items: int
+
+
+ItemHandler = Callable[[Any, ItemContext], Any]
+PostBatchStep = Callable[[BatchSummary], Any]
+
+
+@dataclass(frozen=True)
+class BatchType:
+    """A registered handler with its settings (DESIGN.md "Batch types")."""
+
+    code: str
+    handler: ItemHandler
+    name: str = ""
+    description: str = ""
+    item_schema: Schema | None = None
+    page_size: int | None = None
+    jobs_per_seed: int | None = None
+    failure_threshold: float | None = field(default=_UNSET)
+    can_cancel: bool = True
+    stage_of: Callable[[Any], int] | None = None
+    post_batch: PostBatchStep | None = None
+
+    def threshold(self, default: float | None) -> float | None:
+        """The type's failure threshold, or ``default`` when the type sets none."""
+        return default if self.failure_threshold is _UNSET else self.failure_threshold
+
+
+class Registry:
+    """Batch types by code. Codes are case-sensitive."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, BatchType] = {}
+
+    def add(self, batch_type: BatchType) -> BatchType:
+        """Register ``batch_type``; a second type under the same code is a mistake."""
+        existing = self._types.get(batch_type.code)
+        if existing is not None and existing.handler is not batch_type.handler:
+            raise ConfigurationError(f"Batch type {batch_type.code!r} is registered twice")
+        self._types[batch_type.code] = batch_type
+        return batch_type
+
+    def get(self, code: str) -> BatchType:
+        """The type registered under ``code``; raises ``UnknownBatchType`` otherwise."""
+        try:
+            return self._types[code]
+        except KeyError:
+            known = ", ".join(sorted(self._types)) or "none"
+            raise UnknownBatchType(
+                f"Unknown batch type {code!r}; registered types: {known}", {"type": code}
+            ) from None
+
+    def codes(self) -> list[str]:
+        """The registered codes, sorted."""
+        return sorted(self._types)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._types
+
+
+#: The registry that ``@batch_type`` registers into.
+registry = Registry()
+
+
+def batch_type(code: str, **options: Any) -> Callable[[ItemHandler], ItemHandler]:
+    """Register the decorated ``handler(payload, ctx)`` as batch type ``code``.
+
+    A handler returns normally for success; raising fails the item (``ItemFailed``
+    gives the exact message, any other exception its text).
+    """
+
+    def register(handler: ItemHandler) -> ItemHandler:
+        registry.add(BatchType(code=code, handler=handler, **options))
+        return handler
+
+    return register
+
+
+def load_types(modules: Iterable[str]) -> Registry:
+    """Import the built-in types, the named modules and the ``batchq.types`` entry points."""
+    importlib.import_module("batchq.builtin_types")
+    for name in modules:
+        _import_type_module(name)
+    for entry in entry_points(group="batchq.types"):
+        try:
+            entry.load()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"Batch type entry point {entry.name!r} ({entry.value}) failed to load: {exc}"
+            ) from exc
+    return registry
+
+
+def _import_type_module(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"Batch type module {name!r} (from BATCHQ_TYPES) failed to import: {exc}"
+        ) from exc

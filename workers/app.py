@@ -1,0 +1,96 @@
+"""The Celery app, configured from batchq's settings for at-least-once delivery.
+
+Start a worker with ``celery -A workers.app worker`` and beat with
+``celery -A workers.app beat``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+
+from batchq.settings import Settings
+
+QUEUE = "batchq"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings: late acks, requeue on a lost worker, one message per process."""
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_ignore_result": True,
+        "task_default_queue": QUEUE,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
+        "beat_schedule": {
+            "monitor-active-batches": {
+                "task": "batchq.monitor",
+                "schedule": timedelta(seconds=settings.monitor_interval_seconds),
+            },
+            "delete-expired-batches": {
+                "task": "batchq.cleanup",
+                "schedule": timedelta(seconds=settings.cleanup_interval_seconds),
+            },
+        },
+    }
+    if settings.embedded:
+        config.update(_filesystem_broker(settings))
+    elif settings.broker_url.startswith(("redis", "rediss")):
+        # Messages of a worker killed outright come back after this long; the monitor's
+        # lease expiry is what normally re-runs such pages much sooner.
+        config["broker_transport_options"] = {"visibility_timeout": 3600}
+    return config
+
+
+def _filesystem_broker(settings: Settings) -> dict[str, Any]:
+    folder = settings.broker_folder
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "broker_transport_options": {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        },
+        # The filesystem transport has no broadcast: no remote control, mingle or gossip.
+        "worker_enable_remote_control": False,
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app for ``settings`` (default: from the environment) with batchq's tasks."""
+    settings = settings or Settings.from_env()
+    app = Celery("batchq", include=["workers.tasks"])
+    app.conf.update(celery_config(settings))
+    app.conf.batchq_settings = settings
+    return app
+
+
+class CeleryDispatcher:
+    """Sends batchq's messages through a Celery app, by task name."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def send_seed(self, batch_id: str) -> None:
+        self.app.send_task("batchq.seed", args=[batch_id], queue=QUEUE)
+
+    def send_execute(self, batch_id: str, page_no: int) -> None:
+        self.app.send_task("batchq.execute", args=[batch_id, page_no], queue=QUEUE)
+
+    def send_monitor(self, batch_id: str) -> None:
+        self.app.send_task("batchq.monitor", args=[batch_id], queue=QUEUE)
+
+
+app = create_celery()

@@ -1,0 +1,73 @@
+"""Thin tasks: each one builds nothing and decides nothing, it calls a batchq function."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from celery.signals import worker_process_init
+from sqlalchemy.exc import OperationalError
+
+from batchq.execution import run_job, seed_batch
+from batchq.monitoring import delete_expired_batches, monitor_all, monitor_batch
+from batchq.runtime import Runtime, build_runtime
+from workers.app import CeleryDispatcher, app
+
+log = logging.getLogger(__name__)
+
+_runtime: Runtime | None = None
+# A database that is briefly unreachable is retried; anything else is a bug to see.
+_RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5,
+}
+
+
+def runtime() -> Runtime:
+    """This process's runtime, built on first use (after the pool forked)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(app.conf.batchq_settings, CeleryDispatcher(app))
+    return _runtime
+
+
+@worker_process_init.connect
+def _forget_parent_runtime(**_: Any) -> None:
+    global _runtime
+    _runtime = None
+
+
+def worker_name() -> str:
+    """Identifies the process running a page, for ``workQueueStatus``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@app.task(name="batchq.seed", **_RETRY)
+def seed(batch_id: str) -> None:
+    """Create the next pages of a batch, and come back while more remain."""
+    rt = runtime()
+    if seed_batch(rt, batch_id):
+        rt.send("seed", batch_id)
+
+
+@app.task(name="batchq.execute", **_RETRY)
+def execute(batch_id: str, page_no: int) -> int:
+    """Run a page (and, for one time slice, the pages after it)."""
+    return run_job(runtime(), batch_id, page_no, worker_name())
+
+
+@app.task(name="batchq.monitor", **_RETRY)
+def monitor(batch_id: str | None = None) -> None:
+    """Monitor one batch, or every active batch when called by beat."""
+    rt = runtime()
+    if batch_id is None:
+        monitor_all(rt)
+    else:
+        monitor_batch(rt, batch_id)
+
+
+@app.task(name="batchq.cleanup", **_RETRY)
+def cleanup() -> int:
+    """Delete batches past their retention."""
+    return delete_expired_batches(runtime())
