@@ -11,13 +11,23 @@ from sqlalchemy import event
 
 def create_engine(database_url: str, **kwargs: Any) -> sa.Engine:
     """An engine for ``database_url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
-    if database_url.startswith("postgres://"):
-        database_url = "postgresql://" + database_url[len("postgres://") :]
+    database_url = normalise_url(database_url)
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     return sa.create_engine(database_url, **kwargs)
+
+
+def normalise_url(database_url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://``; both mean the psycopg2 driver batchq ships.
+
+    (SQLAlchemy 2.1 would otherwise pick psycopg 3 for a bare ``postgresql://``.)
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg2://" + database_url[len(prefix) :]
+    return database_url
 
 
 def _sqlite_engine(database_url: str, **kwargs: Any) -> sa.Engine:
