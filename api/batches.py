@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from api.blueprint import Blueprint
 
+from api.blueprint import Blueprint
 from api.schemas import BatchCreateSchema, BatchPatchSchema, BatchSchema
 from batchq import control
 from batchq.creation import NewBatch, create_batch
@@ -18,7 +18,8 @@ blp = Blueprint("batches", __name__, url_prefix="/batches", description="Batches
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["batchq"]  # type: ignore[no-any-return]
+    rt: Runtime = current_app.extensions["batchq"]
+    return rt
 
 
 @blp.route("")

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+
 from api.blueprint import Blueprint
 
 blp = Blueprint("health", __name__, description="Liveness")

@@ -48,7 +48,7 @@ class Conflict(BatchqError):
     status_code = 409
 
 
-class ItemFailed(Exception):  # noqa: N818 - reads as a sentence in handlers: raise ItemFailed("...")
+class ItemFailed(Exception):
     """Raised by a handler to fail one item with exactly this message."""
 
     def __init__(self, message: str) -> None:

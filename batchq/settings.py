@@ -88,5 +88,6 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
         if "int" in type_name:
             return int(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"BATCHQ_{name.upper()}={raw!r} is not a valid {type_name}") from exc
+        message = f"BATCHQ_{name.upper()}={raw!r} is not a valid {type_name}"
+        raise ConfigurationError(message) from exc
     return raw

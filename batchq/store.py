@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -31,7 +31,8 @@ from batchq.statuses import (
 )
 from batchq.tables import batches, item_errors, items, pages
 
-Row = sa.engine.RowMapping
+#: A row as a read-only mapping of column name to value.
+Row = Mapping[str, Any]
 
 
 def utcnow() -> datetime:
@@ -136,7 +137,9 @@ class Store:
     def get_batch(self, batch_id: str) -> Row | None:
         """The batch row, or None."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(batches).where(batches.c.id == batch_id)).mappings().first()
+            query = sa.select(batches).where(batches.c.id == batch_id)
+            row = conn.execute(query).mappings().first()
+            return None if row is None else dict(row)
 
     def active_batch_ids(self) -> list[str]:
         """Ids of batches that can still make progress."""
@@ -153,7 +156,7 @@ class Store:
             .order_by(items.c.pos)
         )
         with self.engine.connect() as conn:
-            return list(conn.execute(query).mappings())
+            return _rows(conn.execute(query))
 
     def item_errors(self, batch_id: str, limit: int) -> list[Row]:
         """The first ``limit`` item errors of a batch, in input order."""
@@ -164,7 +167,7 @@ class Store:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return list(conn.execute(query).mappings())
+            return _rows(conn.execute(query))
 
     def work_queue_status(self, batch_id: str) -> WorkQueueStatus:
         """How many pages wait in the broker or run, and on which workers."""
@@ -189,7 +192,7 @@ class Store:
         """Every page of a batch (tests and diagnostics; not on any hot path)."""
         query = sa.select(pages).where(pages.c.batch_id == batch_id).order_by(pages.c.page_no)
         with self.engine.connect() as conn:
-            return list(conn.execute(query).mappings())
+            return _rows(conn.execute(query))
 
     # -- seeding and queueing -------------------------------------------------
 
@@ -354,7 +357,7 @@ class Store:
             .order_by(pages.c.page_no)
         )
         with self.engine.connect() as conn:
-            return list(conn.execute(query).mappings())
+            return _rows(conn.execute(query))
 
     def release_expired_page(self, batch_id: str, page_no: int, now: datetime) -> str | None:
         """Put a page whose lease expired back: queued if the batch runs, else created.
@@ -374,7 +377,9 @@ class Store:
             )
             return status.value if result.rowcount == 1 else None
 
-    def requeue_stale_pages(self, batch_id: str, queued_before: datetime, now: datetime) -> list[int]:
+    def requeue_stale_pages(
+        self, batch_id: str, queued_before: datetime, now: datetime
+    ) -> list[int]:
         """Pages queued before ``queued_before`` whose message the broker may have lost.
 
         Their ``queued_at`` is refreshed; the caller sends their messages again.
@@ -466,13 +471,18 @@ class Store:
 # -- helpers: each runs inside the caller's transaction ---------------------------
 
 
+def _rows(result: sa.CursorResult[Any]) -> list[Row]:
+    return cast(list[Row], list(result.mappings()))
+
+
 def _values(statuses: Iterable[BatchStatus]) -> list[str]:
     return sorted(status.value for status in statuses)
 
 
-def _lock_batch(conn: sa.Connection, batch_id: str) -> Row | None:
+def _lock_batch(conn: sa.Connection, batch_id: str) -> dict[str, Any] | None:
     query = sa.select(batches).where(batches.c.id == batch_id).with_for_update()
-    return conn.execute(query).mappings().first()
+    row = conn.execute(query).mappings().first()
+    return None if row is None else dict(row)
 
 
 def _runnable(batch: Mapping[str, Any]) -> bool:

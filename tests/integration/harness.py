@@ -6,6 +6,7 @@ The API runs in the test process (a Flask test client); every task runs in real
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,7 +65,9 @@ class Cluster:
         env["PYTHONPATH"] = str(ROOT)
         return env
 
-    def start_worker(self, concurrency: int = 2, app: str = "workers.app") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, concurrency: int = 2, app: str = "workers.app"
+    ) -> subprocess.Popen[bytes]:
         """Start a ``celery worker`` node and wait until it consumes."""
         name = f"w{len(self.processes)}"
         log = self.logs / f"{name}.log"
@@ -94,10 +97,8 @@ class Cluster:
     @staticmethod
     def kill(process: subprocess.Popen[bytes]) -> None:
         """kill -9 a worker node: its main process and every pool process."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
 
     @staticmethod
