@@ -159,11 +159,15 @@ class Store:
             return _rows(conn.execute(query))
 
     def item_errors(self, batch_id: str, limit: int) -> list[Row]:
-        """The first ``limit`` item errors of a batch, in input order."""
+        """The first ``limit`` item errors of a batch, in page order.
+
+        Ordered by the primary key, so the read stops after ``limit`` rows
+        however many items failed.
+        """
         query = (
             sa.select(item_errors.c.seq, item_errors.c.key, item_errors.c.message)
             .where(item_errors.c.batch_id == batch_id)
-            .order_by(item_errors.c.seq)
+            .order_by(item_errors.c.stage, item_errors.c.pos)
             .limit(limit)
         )
         with self.engine.connect() as conn:

@@ -146,3 +146,18 @@ def test_a_page_size_larger_than_the_batch_gives_one_page(cluster: Cluster) -> N
 
     assert batch["status"] == "CompletedWithErrors"
     assert (batch["totalJobs"], batch["processedItems"], batch["failedItems"]) == (1, 30, 3)
+
+
+def test_a_huge_batch_does_not_starve_a_small_one(cluster: Cluster) -> None:
+    cluster.start_worker(concurrency=2)
+    huge = cluster.create(sleeping(6_000, 0.002), pageSize=10)
+    wait_until(lambda: cluster.done_pages(huge) >= 5, 60, "the huge batch to start")
+
+    small = cluster.create([{"n": i} for i in range(20)], pageSize=10)
+
+    assert cluster.wait_final(small, timeout=60)["status"] == "Completed"
+    huge_batch = cluster.get(huge)
+    assert huge_batch["status"] == "Processing"
+    assert huge_batch["jobsCompleted"] < huge_batch["totalJobs"] / 2
+    cluster.client.delete(f"/batches/{huge}")
+    assert cluster.wait_final(huge)["status"] == "Cancelled"
