@@ -1,0 +1,80 @@
+"""Fixtures of the unit tests: a migrated SQLite file per test, a runtime on it, test types."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchq.db import create_engine
+from batchq.errors import ItemFailed
+from batchq.migrate import upgrade
+from batchq.runtime import Runtime
+from batchq.settings import Settings
+from batchq.store import Store
+from batchq.types import BatchType, ItemContext, load_types, registry
+
+from .support import Calls, FakeDispatcher, MakeRuntime, NewType
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = "sqlite:///" + str(tmp_path / "batchq.db")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def make_runtime(database_url: str, tmp_path: Path) -> Iterator[MakeRuntime]:
+    """Runtimes on the test's database; each one a process with its own engine and dispatcher.
+
+    One page per execute message unless ``execute_slice_seconds`` says otherwise,
+    so a test decides exactly which pages run.
+    """
+    engines = []
+
+    def make(dispatcher: FakeDispatcher | None = None, **overrides: Any) -> Runtime:
+        options: dict[str, Any] = {"execute_slice_seconds": 0.0, **overrides}
+        settings = Settings(data_dir=tmp_path / "data", database_url=database_url, **options)
+        engine = create_engine(database_url)
+        engines.append(engine)
+        return Runtime(settings, Store(engine), load_types(()), dispatcher or FakeDispatcher())
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def rt(make_runtime: MakeRuntime) -> Runtime:
+    return make_runtime()
+
+
+@pytest.fixture
+def new_type() -> NewType:
+    """Register a batch type under a fresh code; its handler records every run.
+
+    Then it calls ``handler``, or, like ``echo``, fails a payload ``{"fail": "msg"}``
+    with ``msg``.
+    """
+
+    def register(handler: Callable[[Any, ItemContext], Any] | None = None,
+                 **options: Any) -> tuple[str, Calls]:
+        calls = Calls()
+
+        def recording_handler(payload: Any, ctx: ItemContext) -> Any:
+            calls.runs.append((ctx.key, ctx.stage, payload))
+            if handler is not None:
+                return handler(payload, ctx)
+            if isinstance(payload, dict) and "fail" in payload:
+                raise ItemFailed(str(payload["fail"]))
+            return payload
+
+        code = f"unit-{uuid.uuid4().hex[:12]}"
+        registry.add(BatchType(code=code, handler=recording_handler, **options))
+        return code, calls
+
+    return register
