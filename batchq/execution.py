@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from batchq.errors import BatchqError, ItemFailed
 from batchq.runtime import Runtime
-from batchq.store import ItemFailure, PageClaim, PageOutcome, utcnow
+from batchq.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
 from batchq.types import BatchType, ItemContext
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ def queue_more_pages(rt: Runtime, batch_id: str) -> list[int]:
     return page_nos
 
 
+#: A worker claims as many pages at once as take about this long to run, so fast
+#: pages share a transaction while a suspend or cancel still bites within it.
+CLAIM_SECONDS = 0.2
+MAX_PAGES_PER_CLAIM = 32
+
+
 def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     """Run page ``page_no`` and then further pages for one time slice; returns pages run.
 
@@ -46,37 +53,53 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     deadline = time.monotonic() + rt.settings.execute_slice_seconds
     lease = timedelta(seconds=rt.settings.lease_seconds)
     now = utcnow()
-    claim = rt.store.claim_queued_page(batch_id, page_no, worker, now, now + lease)
+    first = rt.store.claim_queued_page(batch_id, page_no, worker, now, now + lease)
+    claims = [first] if first is not None else []
     pages_run = 0
-    while claim is not None:
-        outcome = run_page(rt, claim, worker)
+    while claims:
+        started = time.monotonic()
+        outcomes = run_pages(rt, claims, worker)
+        pages_run += len(outcomes)
         now = utcnow()
-        keep_going = time.monotonic() < deadline
-        result = rt.store.finish_page(
-            outcome, now, claim_next_for=(worker, now + lease) if keep_going else None
-        )
-        pages_run += 1
+        request = None
+        if time.monotonic() < deadline:
+            per_page = (time.monotonic() - started) / len(claims)
+            request = ClaimRequest(worker, now + lease, _pages_per_claim(per_page), claims[-1])
+        result = rt.store.finish_pages(outcomes, now, claim=request)
         if not result.counted:
-            log.info("Page %d of batch %s was already done; its result was dropped.",
-                     claim.page_no, batch_id)
+            log.info("Pages %s of batch %s were already done; their results were dropped.",
+                     [claim.page_no for claim in claims], batch_id)
         if result.needs_monitor:
             rt.send("monitor", batch_id)
-        claim = result.next_claim
+        claims = result.next_claims
     if pages_run:
         queue_more_pages(rt, batch_id)
     return pages_run
 
 
-def run_page(rt: Runtime, claim: PageClaim, worker: str) -> PageOutcome:
+def _pages_per_claim(seconds_per_page: float) -> int:
+    if seconds_per_page <= 0:
+        return MAX_PAGES_PER_CLAIM
+    return max(1, min(MAX_PAGES_PER_CLAIM, int(CLAIM_SECONDS / seconds_per_page)))
+
+
+def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> list[PageOutcome]:
+    """Run claimed pages one after the other, keeping the leases of all of them alive."""
+    keep_leases = _lease_keeper(rt, claims, worker)
+    return [run_page(rt, claim, worker, keep_leases) for claim in claims]
+
+
+def run_page(rt: Runtime, claim: PageClaim, worker: str,
+             keep_leases: Callable[[], None] | None = None) -> PageOutcome:
     """Run the handler on every item of the page; failures are recorded, not raised."""
-    rows = rt.store.read_page_items(claim.batch_id, claim.stage, claim.first_pos,
-                                    claim.item_count)
+    rows = claim.items or rt.store.read_page_items(
+        claim.batch_id, claim.stage, claim.first_pos, claim.item_count)
+    if keep_leases is None:
+        keep_leases = _lease_keeper(rt, [claim], worker)
     try:
         batch_type: BatchType | None = rt.registry.get(claim.type)
     except BatchqError as exc:
         batch_type, missing = None, f"batch type {claim.type!r} is not loaded on {worker}: {exc}"
-    renew_every = rt.settings.lease_seconds / 3
-    renew_at = time.monotonic() + renew_every
     failures: list[ItemFailure] = []
     for row in rows:
         if batch_type is None:
@@ -86,11 +109,22 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str) -> PageOutcome:
             message = _run_item(batch_type, row["payload"], context)
         if message is not None:
             failures.append(ItemFailure(claim.stage, row["pos"], row["seq"], row["key"], message))
-        if time.monotonic() >= renew_at:
-            until = utcnow() + timedelta(seconds=rt.settings.lease_seconds)
-            rt.store.renew_lease(claim, worker, until)
-            renew_at = time.monotonic() + renew_every
+        keep_leases()
     return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures), failures)
+
+
+def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Callable[[], None]:
+    """A function to call often: every third of a lease, it renews the claims' leases."""
+    lease = rt.settings.lease_seconds
+    renew_at = time.monotonic() + lease / 3
+
+    def keep_leases() -> None:
+        nonlocal renew_at
+        if time.monotonic() >= renew_at:
+            rt.store.renew_leases(claims, worker, utcnow() + timedelta(seconds=lease))
+            renew_at = time.monotonic() + lease / 3
+
+    return keep_leases
 
 
 def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> str | None:

@@ -1,10 +1,9 @@
-"""Every query batchq makes, named after what it does.
+"""Every query of batches as a whole; the page hot path is in ``batchq.page_store``.
 
-Each state change runs in one transaction that first locks the batch row
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises
-writers anyway) and then changes pages with conditional updates. Because every
-writer takes the batch lock first, a cancel or suspend that committed is seen by
-every later claim: no page starts after it.
+Transactions here lock the batch row first (``SELECT ... FOR UPDATE`` on
+PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway) and touch
+pages only with ``SKIP LOCKED``, the lock order that keeps them free of
+deadlocks with the workers' transactions (see ``batchq.page_store``).
 """
 
 from __future__ import annotations
@@ -12,14 +11,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from batchq.db import is_postgres
+from batchq.page_store import (
+    ClaimRequest,
+    FinishResult,
+    ItemFailure,
+    PageClaim,
+    PageOutcome,
+    PageStore,
+)
 from batchq.paging import PageSpec, page_specs
 from batchq.statuses import (
     ACTIVE_STATUSES,
@@ -29,59 +36,28 @@ from batchq.statuses import (
     PageStatus,
     StopReason,
 )
+from batchq.store_base import (
+    Row,
+    cancellable,
+    current_stage,
+    lock_batch,
+    rows,
+    runnable,
+    status_values,
+    threshold_reached,
+    unqueue_pages,
+    utcnow,
+)
 from batchq.tables import batches, item_errors, items, pages
 
-#: A row as a read-only mapping of column name to value.
-Row = Mapping[str, Any]
+__all__ = [
+    "ClaimRequest", "FinishResult", "ItemFailure", "PageClaim", "PageOutcome", "Row", "Store",
+    "WorkQueueStatus", "threshold_reached", "utcnow",
+]
 
-
-def utcnow() -> datetime:
-    """Naive UTC, the one clock every table uses."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class PageClaim:
-    """A page a worker holds under a lease, with what it needs to run it."""
-
-    batch_id: str
-    page_no: int
-    stage: int
-    first_pos: int
-    item_count: int
-    attempt: int
-    type: str
-    params: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ItemFailure:
-    """One failed item of a page."""
-
-    stage: int
-    pos: int
-    seq: int
-    key: str
-    message: str
-
-
-@dataclass(frozen=True)
-class PageOutcome:
-    """The result of running one page: how many succeeded and which failed."""
-
-    batch_id: str
-    page_no: int
-    succeeded: int
-    failures: Sequence[ItemFailure] = ()
-
-
-@dataclass
-class FinishResult:
-    """What committing a page changed."""
-
-    counted: bool
-    needs_monitor: bool = False
-    next_claim: PageClaim | None = None
+#: The separators batchq writes JSON with; one encoder, not one per item.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+_STARTABLE = status_values({BatchStatus.WAITING, BatchStatus.PROCESSING})
 
 
 @dataclass(frozen=True)
@@ -93,16 +69,7 @@ class WorkQueueStatus:
     workers: list[str] = field(default_factory=list)
 
 
-def threshold_reached(
-    threshold: float | None, processed: int, failed: int, total: int
-) -> bool:
-    """The failure-threshold rule of DESIGN.md: ratio reached once enough items ran."""
-    if threshold is None or processed <= 0 or processed < min(100, total):
-        return False
-    return failed / processed >= threshold
-
-
-class Store:
+class Store(PageStore):
     """The storage of batches, pages, items and item errors."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -143,20 +110,9 @@ class Store:
 
     def active_batch_ids(self) -> list[str]:
         """Ids of batches that can still make progress."""
-        query = sa.select(batches.c.id).where(batches.c.status.in_(_values(ACTIVE_STATUSES)))
+        query = sa.select(batches.c.id).where(batches.c.status.in_(status_values(ACTIVE_STATUSES)))
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
-
-    def read_page_items(self, batch_id: str, stage: int, first_pos: int, count: int) -> list[Row]:
-        """The items of one page, in order: pos, seq, key, payload."""
-        query = (
-            sa.select(items.c.pos, items.c.seq, items.c.key, items.c.payload)
-            .where(items.c.batch_id == batch_id, items.c.stage == stage)
-            .where(items.c.pos >= first_pos, items.c.pos < first_pos + count)
-            .order_by(items.c.pos)
-        )
-        with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
 
     def item_errors(self, batch_id: str, limit: int) -> list[Row]:
         """The first ``limit`` item errors of a batch, in page order.
@@ -171,7 +127,7 @@ class Store:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
+            return rows(conn.execute(query))
 
     def work_queue_status(self, batch_id: str) -> WorkQueueStatus:
         """How many pages wait in the broker or run, and on which workers."""
@@ -196,14 +152,14 @@ class Store:
         """Every page of a batch (tests and diagnostics; not on any hot path)."""
         query = sa.select(pages).where(pages.c.batch_id == batch_id).order_by(pages.c.page_no)
         with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
+            return rows(conn.execute(query))
 
     # -- seeding and queueing -------------------------------------------------
 
     def seed_pages(self, batch_id: str, now: datetime) -> tuple[int, bool]:
         """Create the next ``jobs_per_seed`` pages; returns (created, more to create)."""
         with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
+            batch = lock_batch(conn, batch_id)
             if batch is None or batch["status"] in FINAL_STATUSES or batch["stop_reason"]:
                 return 0, False
             specs = page_specs(batch["stage_sizes"], batch["page_size"],
@@ -224,89 +180,27 @@ class Store:
         sending, the monitor re-sends pages that stayed queued too long.
         """
         with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
-            if batch is None or not _runnable(batch):
+            batch = lock_batch(conn, batch_id)
+            if batch is None or not runnable(batch):
                 return []
             room = max_queued - _count_pages(conn, batch_id, (PageStatus.QUEUED,))
             if room <= 0:
                 return []
-            query = (
-                sa.select(pages.c.page_no, pages.c.stage)
-                .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED)
-                .order_by(pages.c.page_no).limit(room)
-            )
-            candidates = list(conn.execute(query))
-            if len(batch["stage_sizes"]) > 1 and candidates:
-                stage = _current_stage(conn, batch_id)
-                candidates = [c for c in candidates if c.stage == stage]
-            page_nos = [c.page_no for c in candidates]
-            if page_nos:
-                conn.execute(
-                    sa.update(pages)
-                    .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(page_nos))
-                    .values(status=PageStatus.QUEUED, queued_at=now)
-                )
-            return page_nos
-
-    # -- execution ------------------------------------------------------------
-
-    def claim_queued_page(
-        self, batch_id: str, page_no: int, worker: str, now: datetime, lease_until: datetime
-    ) -> PageClaim | None:
-        """Claim a queued page for ``worker``; None if the batch may not run it or it is taken."""
-        with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
-            if batch is None or not _runnable(batch):
-                return None
-            claimed = conn.execute(
-                _claim_statement(batch_id, page_no, PageStatus.QUEUED, worker, now, lease_until)
-            ).first()
-            if claimed is None:
-                return None
-            _mark_processing(conn, batch, now)
-            return _claim(batch, page_no, claimed)
-
-    def renew_lease(self, claim: PageClaim, worker: str, lease_until: datetime) -> bool:
-        """Extend the lease of a page this worker still runs."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
+            candidates = sa.select(pages.c.page_no).where(
+                pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED)
+            if len(batch["stage_sizes"]) > 1:
+                candidates = candidates.where(pages.c.stage == current_stage(batch_id))
+            candidates = (candidates.order_by(pages.c.page_no).limit(room)
+                          .with_for_update(skip_locked=True))
+            statement = (
                 sa.update(pages)
-                .where(pages.c.batch_id == claim.batch_id, pages.c.page_no == claim.page_no)
-                .where(pages.c.status == PageStatus.RUNNING, pages.c.worker == worker)
-                .where(pages.c.attempts == claim.attempt)
-                .values(lease_until=lease_until)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(candidates))
+                .where(pages.c.status == PageStatus.CREATED)
+                .values(status=PageStatus.QUEUED, queued_at=now)
+                .returning(pages.c.page_no)
             )
-            return result.rowcount == 1
-
-    def finish_page(
-        self,
-        outcome: PageOutcome,
-        now: datetime,
-        *,
-        claim_next_for: tuple[str, datetime] | None = None,
-        only_if_lease_expired: bool = False,
-    ) -> FinishResult:
-        """Commit a page's outcome with the batch's counters, once.
-
-        The page's end, its item errors and the counter increments are one
-        transaction; a page already done is never counted again. When
-        ``claim_next_for`` is (worker, lease_until), the next created page is
-        claimed in the same transaction, saving a round trip per page.
-        """
-        with self.engine.begin() as conn:
-            batch = _lock_batch(conn, outcome.batch_id)
-            if batch is None:
-                return FinishResult(counted=False)
-            counted = _end_page(conn, outcome, now, only_if_lease_expired)
-            if counted:
-                batch = _count_page(conn, batch, outcome, now)
-            result = FinishResult(counted=counted)
-            done = batch["jobs_completed"] >= batch["total_jobs"]
-            result.needs_monitor = counted and (done or batch["stop_reason"] is not None)
-            if claim_next_for is not None and _runnable(batch):
-                worker, lease_until = claim_next_for
-                result.next_claim = _claim_next_created(conn, batch, worker, now, lease_until)
-            return result
+            page_nos = sorted(conn.execute(statement).scalars())
+            return page_nos
 
     # -- control --------------------------------------------------------------
 
@@ -317,28 +211,28 @@ class Store:
         it only takes effect when the batch is active and not finishing.
         """
         with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
+            batch = lock_batch(conn, batch_id)
             if batch is None:
                 return None
-            if _cancellable(batch):
+            if cancellable(batch):
                 conn.execute(
                     sa.update(batches).where(batches.c.id == batch_id)
                     .values(status=BatchStatus.CANCELLING, stop_reason=StopReason.CANCEL)
                 )
-                _unqueue_pages(conn, batch_id)
+                unqueue_pages(conn, batch_id)
             return batch
 
     def set_suspended(self, batch_id: str, suspended: bool) -> Row | None:
         """Set the suspended flag of an active batch; returns the batch as it was."""
         with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
+            batch = lock_batch(conn, batch_id)
             if batch is None or batch["status"] in FINAL_STATUSES:
                 return batch
             conn.execute(
                 sa.update(batches).where(batches.c.id == batch_id).values(suspended=suspended)
             )
             if suspended:
-                _unqueue_pages(conn, batch_id)
+                unqueue_pages(conn, batch_id)
             return batch
 
     def set_description(self, batch_id: str, description: str | None) -> bool:
@@ -361,7 +255,7 @@ class Store:
             .order_by(pages.c.page_no)
         )
         with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
+            return rows(conn.execute(query))
 
     def release_expired_page(self, batch_id: str, page_no: int, now: datetime) -> str | None:
         """Put a page whose lease expired back: queued if the batch runs, else created.
@@ -369,14 +263,19 @@ class Store:
         Returns the new page status, or None when the page was finished meanwhile.
         """
         with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
+            batch = lock_batch(conn, batch_id)
             if batch is None:
                 return None
-            status = PageStatus.QUEUED if _runnable(batch) else PageStatus.CREATED
-            result = conn.execute(
-                sa.update(pages)
+            status = PageStatus.QUEUED if runnable(batch) else PageStatus.CREATED
+            expired = (
+                sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.page_no == page_no)
                 .where(pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
+                .with_for_update(skip_locked=True)
+            )
+            result = conn.execute(
+                sa.update(pages)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(expired))
                 .values(status=status, queued_at=now, lease_until=None, worker=None)
             )
             return status.value if result.rowcount == 1 else None
@@ -390,13 +289,18 @@ class Store:
         A duplicate message is harmless: only one claim of a queued page succeeds.
         """
         with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
-            if batch is None or not _runnable(batch):
+            batch = lock_batch(conn, batch_id)
+            if batch is None or not runnable(batch):
                 return []
-            statement = (
-                sa.update(pages)
+            stale = (
+                sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
                 .where(pages.c.queued_at < queued_before)
+                .with_for_update(skip_locked=True)
+            )
+            statement = (
+                sa.update(pages)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(stale))
                 .values(queued_at=now)
                 .returning(pages.c.page_no)
             )
@@ -413,7 +317,7 @@ class Store:
             result = conn.execute(
                 sa.update(batches)
                 .where(batches.c.id == batch_id, batches.c.finalizer.is_(None))
-                .where(batches.c.status.in_(_values({BatchStatus.WAITING, BatchStatus.PROCESSING})))
+                .where(batches.c.status.in_(_STARTABLE))
                 .where(batches.c.stop_reason.is_(None))
                 .values(finalizer=token, finalizing_since=now)
             )
@@ -438,7 +342,7 @@ class Store:
         """
         statement = (
             sa.update(batches)
-            .where(batches.c.id == batch_id, batches.c.status.in_(_values(ACTIVE_STATUSES)))
+            .where(batches.c.id == batch_id, batches.c.status.in_(status_values(ACTIVE_STATUSES)))
             .values(status=status, finished_at=now, failure_reason=failure_reason)
         )
         if finalizer is not None:
@@ -450,7 +354,7 @@ class Store:
         if result is not None:
             statement = statement.values(result=result)
         with self.engine.begin() as conn:
-            batch = _lock_batch(conn, batch_id)
+            batch = lock_batch(conn, batch_id)
             if batch is None:
                 return False
             expires_at = now + timedelta(days=batch["retention_days"])
@@ -463,7 +367,8 @@ class Store:
         with self.engine.begin() as conn:
             ids = list(conn.execute(
                 sa.select(batches.c.id)
-                .where(batches.c.expires_at < now, batches.c.status.in_(_values(FINAL_STATUSES)))
+                .where(batches.c.expires_at < now)
+                .where(batches.c.status.in_(status_values(FINAL_STATUSES)))
                 .order_by(batches.c.expires_at).limit(limit)
             ).scalars())
             for table in (items, item_errors, pages):
@@ -473,38 +378,6 @@ class Store:
 
 
 # -- helpers: each runs inside the caller's transaction ---------------------------
-
-
-def _rows(result: sa.CursorResult[Any]) -> list[Row]:
-    return cast(list[Row], list(result.mappings()))
-
-
-def _values(statuses: Iterable[BatchStatus]) -> list[str]:
-    return sorted(status.value for status in statuses)
-
-
-def _lock_batch(conn: sa.Connection, batch_id: str) -> dict[str, Any] | None:
-    query = sa.select(batches).where(batches.c.id == batch_id).with_for_update()
-    row = conn.execute(query).mappings().first()
-    return None if row is None else dict(row)
-
-
-def _runnable(batch: Mapping[str, Any]) -> bool:
-    """May a new page of this batch start?"""
-    return (
-        batch["status"] in (BatchStatus.WAITING, BatchStatus.PROCESSING)
-        and not batch["suspended"]
-        and batch["stop_reason"] is None
-        and batch["finalizer"] is None
-    )
-
-
-def _cancellable(batch: Mapping[str, Any]) -> bool:
-    return (
-        batch["status"] in (BatchStatus.WAITING, BatchStatus.PROCESSING)
-        and batch["stop_reason"] is None
-        and batch["finalizer"] is None
-    )
 
 
 def _page_row(batch_id: str, spec: PageSpec) -> dict[str, Any]:
@@ -524,123 +397,13 @@ def _count_pages(conn: sa.Connection, batch_id: str, statuses: Iterable[str]) ->
     return int(conn.execute(query).scalar_one())
 
 
-def _current_stage(conn: sa.Connection, batch_id: str) -> int | None:
-    """The lowest stage with an unfinished page: only its pages may start."""
-    query = sa.select(sa.func.min(pages.c.stage)).where(
-        pages.c.batch_id == batch_id, pages.c.status != PageStatus.DONE
-    )
-    return conn.execute(query).scalar()
-
-
-def _unqueue_pages(conn: sa.Connection, batch_id: str) -> None:
-    """Take queued pages back to created, so their pending messages become no-ops."""
-    conn.execute(
-        sa.update(pages)
-        .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
-        .values(status=PageStatus.CREATED, queued_at=None)
-    )
-
-
-def _claim_statement(
-    batch_id: str, page_no: int, from_status: PageStatus, worker: str,
-    now: datetime, lease_until: datetime,
-) -> sa.Update:
-    return (
-        sa.update(pages)
-        .where(pages.c.batch_id == batch_id, pages.c.page_no == page_no)
-        .where(pages.c.status == from_status)
-        .values(status=PageStatus.RUNNING, attempts=pages.c.attempts + 1, worker=worker,
-                started_at=now, lease_until=lease_until)
-        .returning(pages.c.stage, pages.c.first_pos, pages.c.item_count, pages.c.attempts)
-    )
-
-
-def _claim(batch: Mapping[str, Any], page_no: int, claimed: sa.Row[Any]) -> PageClaim:
-    return PageClaim(
-        batch_id=batch["id"], page_no=page_no, stage=claimed.stage, first_pos=claimed.first_pos,
-        item_count=claimed.item_count, attempt=claimed.attempts, type=batch["type"],
-        params=batch["params"] or {},
-    )
-
-
-def _mark_processing(conn: sa.Connection, batch: Mapping[str, Any], now: datetime) -> None:
-    if batch["status"] == BatchStatus.WAITING:
-        conn.execute(
-            sa.update(batches)
-            .where(batches.c.id == batch["id"], batches.c.status == BatchStatus.WAITING)
-            .values(status=BatchStatus.PROCESSING, started_at=now)
-        )
-
-
-def _claim_next_created(
-    conn: sa.Connection, batch: Mapping[str, Any], worker: str,
-    now: datetime, lease_until: datetime,
-) -> PageClaim | None:
-    batch_id = batch["id"]
-    candidate = conn.execute(
-        sa.select(pages.c.page_no, pages.c.stage)
-        .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED)
-        .order_by(pages.c.page_no).limit(1)
-    ).first()
-    if candidate is None:
-        return None
-    if len(batch["stage_sizes"]) > 1 and _current_stage(conn, batch_id) != candidate.stage:
-        return None
-    claimed = conn.execute(
-        _claim_statement(batch_id, candidate.page_no, PageStatus.CREATED, worker, now, lease_until)
-    ).first()
-    return None if claimed is None else _claim(batch, candidate.page_no, claimed)
-
-
-def _end_page(conn: sa.Connection, outcome: PageOutcome, now: datetime,
-              only_if_lease_expired: bool) -> bool:
-    statement = (
-        sa.update(pages)
-        .where(pages.c.batch_id == outcome.batch_id, pages.c.page_no == outcome.page_no)
-        .where(pages.c.status != PageStatus.DONE)
-        .values(status=PageStatus.DONE, finished_at=now, lease_until=None,
-                succeeded=outcome.succeeded, failed=len(outcome.failures))
-    )
-    if only_if_lease_expired:
-        statement = statement.where(
-            pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now
-        )
-    return conn.execute(statement).rowcount == 1
-
-
-def _count_page(conn: sa.Connection, batch: Mapping[str, Any], outcome: PageOutcome,
-                now: datetime) -> dict[str, Any]:
-    """Record the page's failures and add it to the batch's counters; returns the new batch."""
-    if outcome.failures:
-        conn.execute(sa.insert(item_errors), [
-            {"batch_id": outcome.batch_id, "stage": f.stage, "pos": f.pos, "seq": f.seq,
-             "key": f.key, "message": f.message, "failed_at": now}
-            for f in outcome.failures
-        ])
-    failed = batch["failed_items"] + len(outcome.failures)
-    processed = batch["processed_items"] + outcome.succeeded + len(outcome.failures)
-    changes: dict[str, Any] = {
-        "processed_items": processed, "failed_items": failed,
-        "jobs_completed": batch["jobs_completed"] + 1,
-    }
-    if batch["status"] == BatchStatus.WAITING:
-        changes.update(status=BatchStatus.PROCESSING.value, started_at=now)
-    if _cancellable(batch) and threshold_reached(
-        batch["failure_threshold"], processed, failed, batch["total_items"]
-    ):
-        changes["stop_reason"] = StopReason.ABORT.value
-        _unqueue_pages(conn, outcome.batch_id)
-    conn.execute(sa.update(batches).where(batches.c.id == outcome.batch_id).values(**changes))
-    return {**batch, **changes}
-
-
 def _copy_items(conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
     """PostgreSQL's COPY: about three times the rate of a multi-row insert."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for item in chunk:
         writer.writerow((item["batch_id"], item["stage"], item["pos"], item["seq"],
-                         item["key"], json.dumps(item["payload"], separators=(",", ":"))))
+                         item["key"], _encode_json(item["payload"])))
     buffer.seek(0)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
