@@ -72,9 +72,21 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
         if result.needs_monitor:
             rt.send("monitor", batch_id)
         claims = result.next_claims
+        if not claims and request is not None and result.unseeded:
+            claims = _seed_and_claim(rt, request)
     if pages_run:
         queue_more_pages(rt, batch_id)
     return pages_run
+
+
+def _seed_and_claim(rt: Runtime, request: ClaimRequest) -> list[PageClaim]:
+    """Out of pages while the seed lags: create the next ones here rather than wait.
+
+    The seed step is a conditional update of ``jobs_created``, so a worker and
+    the seed task running it at once create each page once.
+    """
+    rt.store.seed_pages(request.like.batch_id, utcnow())
+    return rt.store.finish_pages([], utcnow(), claim=request).next_claims
 
 
 def _pages_per_claim(seconds_per_page: float) -> int:

@@ -90,6 +90,8 @@ class FinishResult:
     counted: bool
     needs_monitor: bool = False
     next_claims: list[PageClaim] = field(default_factory=list)
+    #: The seed has not created every page yet (known when the batch row was read).
+    unseeded: bool = False
 
 
 class PageStore:
@@ -183,7 +185,8 @@ class PageStore:
             stopping = batch["stop_reason"] is not None
             return FinishResult(counted=bool(counted),
                                 needs_monitor=bool(counted) and (finished or stopping),
-                                next_claims=claims)
+                                next_claims=claims,
+                                unseeded=batch["jobs_created"] < batch["total_jobs"])
 
 
 # -- statements, each run inside the caller's transaction ------------------------

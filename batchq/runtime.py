@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from batchq.db import create_engine
 from batchq.settings import Settings
@@ -46,7 +46,7 @@ class Runtime:
             return False
 
 
-def build_runtime(settings: Settings, dispatcher: Dispatcher) -> Runtime:
+def build_runtime(settings: Settings, dispatcher: Dispatcher, **engine_options: Any) -> Runtime:
     """Connect to the database (lazily: no connection is opened here) and load batch types."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, **engine_options)
     return Runtime(settings, Store(engine), load_types(settings.types), dispatcher)

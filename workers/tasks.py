@@ -28,7 +28,9 @@ def runtime() -> Runtime:
     """This process's runtime, built on first use (after the pool forked)."""
     global _runtime
     if _runtime is None:
-        _runtime = build_runtime(app.conf.batchq_settings, CeleryDispatcher(app))
+        # No pre-ping: tasks retry on OperationalError, and a ping per page is a round trip.
+        _runtime = build_runtime(app.conf.batchq_settings, CeleryDispatcher(app),
+                                 pool_pre_ping=False)
     return _runtime
 
 
