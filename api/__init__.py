@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 
+from api.blueprint import StrictJSONProvider
 from api.errors import BatchqApi, register_error_handlers
 from batchq.runtime import Runtime, build_runtime
 from batchq.settings import Settings
@@ -15,8 +16,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     """The batchq API for ``settings`` (default: from the environment)."""
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     app = Flask("batchq")
+    app.json = StrictJSONProvider(app)
     app.config.update(_flask_config(settings))
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep itemErrors in input order
     app.extensions["batchq"] = runtime or _default_runtime(settings)
     api = BatchqApi(app)
     register_error_handlers(app)

@@ -11,7 +11,6 @@ from api.blueprint import Blueprint
 from api.schemas import BatchCreateSchema, BatchPatchSchema, BatchSchema
 from batchq import control
 from batchq.creation import NewBatch, create_batch
-from batchq.errors import InvalidBatch
 from batchq.runtime import Runtime
 
 blp = Blueprint("batches", __name__, url_prefix="/batches", description="Batches of items")
@@ -54,12 +53,7 @@ class BatchById(MethodView):
     def patch(self, body: dict[str, Any], batch_id: str) -> dict[str, Any]:
         """Suspend or resume a batch, or change its description"""
         rt = runtime()
-        if not body:
-            raise InvalidBatch("Nothing to change: send suspended and/or description")
-        if "description" in body:
-            control.set_description(rt, batch_id, body["description"])
-        if "suspended" in body:
-            control.set_suspended(rt, batch_id, body["suspended"])
+        control.change_batch(rt, batch_id, body)
         return control.describe_batch(rt, batch_id)
 
     @blp.response(202, BatchSchema)

@@ -1,13 +1,46 @@
-"""flask-smorest's Blueprint, answering bad input with 400 rather than webargs' 422."""
+"""flask-smorest's Blueprint, answering bad input with 400 rather than webargs' 422.
+
+Request bodies are parsed with the app's JSON provider, which refuses the
+non-standard tokens NaN, Infinity and -Infinity that Python's ``json`` accepts:
+PostgreSQL's json type cannot store them, so they must not reach the engine.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import flask_smorest
-from webargs.flaskparser import FlaskParser
+from flask import Request, current_app
+from flask.json.provider import DefaultJSONProvider
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider, minus NaN and Infinity on input; keys dumped in their order."""
+
+    sort_keys = False  # keep itemErrors in input order
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("parse_constant", _refuse_constant)
+        return json.loads(s, **kwargs)
 
 
 class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        try:
+            return current_app.json.loads(req.get_data(cache=True))
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity
+            abort(400, exc=exc, messages={"json": [f"Invalid JSON body: {exc}"]})
 
 
 class Blueprint(flask_smorest.Blueprint):

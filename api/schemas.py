@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate
 
+from batchq.creation import MAX_RETENTION_DAYS
 from batchq.statuses import BatchStatus
 
 
@@ -39,7 +40,8 @@ class BatchCreateSchema(Schema):
         data_key="failureThreshold", allow_none=True,
         validate=validate.Range(min=0, max=1, min_inclusive=False),
         metadata={"description": "Abort when failed/processed reaches it; null disables"})
-    retention_days = fields.Int(data_key="retentionDays", validate=validate.Range(min=1))
+    retention_days = fields.Int(data_key="retentionDays",
+                                validate=validate.Range(min=1, max=MAX_RETENTION_DAYS))
 
 
 class BatchPatchSchema(Schema):

@@ -20,6 +20,8 @@ from batchq.migrate import upgrade
 from batchq.settings import Settings
 
 log = logging.getLogger("batchq.cli")
+# gunicorn's 30 s default kills a worker creating a large batch mid-COPY; the Procfile agrees.
+API_TIMEOUT_SECONDS = 600
 
 
 @click.group()
@@ -66,7 +68,8 @@ def process_commands(settings: Settings, concurrency: int, port: int) -> dict[st
         worker += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     return {
         "api": [python, "-m", "gunicorn", "--bind", f"{settings.host}:{port}",
-                "--workers", "2", "--access-logfile", "-", "api:create_app()"],
+                "--workers", "2", "--timeout", str(API_TIMEOUT_SECONDS),
+                "--access-logfile", "-", "api:create_app()"],
         "worker": worker,
         "beat": [python, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO"],
     }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from batchq.errors import BatchNotFound, Conflict
+from batchq.creation import check_text
+from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.execution import queue_more_pages
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, BatchStatus, StopReason
@@ -68,23 +70,50 @@ def _refuse_cancel_of(batch: Row) -> None:
                        "be cancelled", {"batchId": batch_id})
 
 
+def change_batch(rt: Runtime, batch_id: str, changes: Mapping[str, Any]) -> Row:
+    """Apply a PATCH's ``suspended`` and ``description`` together; a refused one changes nothing.
+
+    A finished batch can neither be suspended nor resumed, so that is checked
+    before either field changes. The flag is then set first: ``store.set_suspended``
+    refuses a finished batch under the batch's row lock, so should the batch
+    finish during the request, the ``Conflict`` still comes before the description
+    is touched.
+    """
+    if not changes.keys() & {"suspended", "description"}:
+        raise InvalidBatch("Nothing to change: send suspended and/or description")
+    if "description" in changes:
+        check_text("description", changes["description"])
+    batch = get_batch(rt, batch_id)
+    if "suspended" in changes:
+        _refuse_suspend_of(batch, changes["suspended"])
+        batch = set_suspended(rt, batch_id, changes["suspended"])
+    if "description" in changes:
+        batch = set_description(rt, batch_id, changes["description"])
+    return batch
+
+
 def set_suspended(rt: Runtime, batch_id: str, suspended: bool) -> Row:
     """Suspend (no new page starts) or resume (deferred pages go back in the queue)."""
     before = rt.store.set_suspended(batch_id, suspended)
     if before is None:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
-    if before["status"] in FINAL_STATUSES:
-        action = "suspended" if suspended else "resumed"
-        raise Conflict(f"Batch {batch_id} already finished with status {before['status']} "
-                       f"and cannot be {action}", {"batchId": batch_id})
+    _refuse_suspend_of(before, suspended)
     if not suspended:
         queue_more_pages(rt, batch_id)
         rt.send("monitor", batch_id)
     return get_batch(rt, batch_id)
 
 
+def _refuse_suspend_of(batch: Row, suspended: bool) -> None:
+    if batch["status"] in FINAL_STATUSES:
+        action = "suspended" if suspended else "resumed"
+        raise Conflict(f"Batch {batch['id']} already finished with status {batch['status']} "
+                       f"and cannot be {action}", {"batchId": batch["id"]})
+
+
 def set_description(rt: Runtime, batch_id: str, description: str | None) -> Row:
-    """Change the batch's description."""
+    """Change the batch's description (finished batches included)."""
+    check_text("description", description)
     if not rt.store.set_description(batch_id, description):
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     return get_batch(rt, batch_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ CHUNK_SIZE = 10_000
 MAX_REPORTED_ITEM_ERRORS = 100
 _ITEM_FIELDS = frozenset({"key", "payload", "stage"})
 _UNSET: Any = object()
+MAX_RETENTION_DAYS = 36_500  # 100 years; far beyond it, finishedAt + retention overflows dates
+MIN_STAGE, MAX_STAGE = -(2**31), 2**31 - 1  # items.stage and pages.stage are 32-bit Integers
+_NUL = "\x00"
+_NUL_TEXT = "the character U+0000, which the database cannot store"
+_NUL_PHRASE = f"holds {_NUL_TEXT}"
+_NAN_PHRASE = "holds NaN or Infinity, which are not JSON"
 
 
 @dataclass(frozen=True)
@@ -43,9 +50,9 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
     """
     batch_type = rt.registry.get(request.type)
     batch_id = str(uuid.uuid4())
-    page_size = request.page_size or batch_type.page_size or rt.settings.page_size
+    row = _batch_row(rt, request, batch_type, batch_id)
+    page_size = row["page_size"]
     reader = _ItemReader(batch_id, batch_type, rt.settings.max_items)
-    row = _batch_row(rt, request, batch_type, batch_id, page_size)
 
     def totals() -> dict[str, Any]:
         reader.raise_if_refused()
@@ -58,28 +65,146 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
     return batch
 
 
-def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType, batch_id: str,
-               page_size: int) -> dict[str, Any]:
-    if page_size < 1:
-        raise InvalidBatch("pageSize must be at least 1")
-    jobs_per_seed = request.jobs_per_seed or batch_type.jobs_per_seed or rt.settings.jobs_per_seed
-    if jobs_per_seed < 1:
-        raise InvalidBatch("jobsPerSeed must be at least 1")
-    threshold = request.failure_threshold
-    if threshold is _UNSET:
-        threshold = batch_type.threshold(rt.settings.failure_threshold)
-    if threshold is not None and not 0 < threshold <= 1:
-        raise InvalidBatch("failureThreshold must be greater than 0 and at most 1, or null")
+def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
+               batch_id: str) -> dict[str, Any]:
+    check_text("description", request.description)
+    check_text("tenantId", request.tenant_id)
+    params = dict(request.params or {})
+    problem = json_problem(params)
+    if problem is not None:
+        raise InvalidBatch(f"params {problem}", {"field": "params"})
     return {
         "id": batch_id, "type": batch_type.code, "status": BatchStatus.WAITING.value,
         "suspended": False, "tenant_id": request.tenant_id,
         "create_user_id": request.create_user_id, "description": request.description,
-        "params": dict(request.params or {}), "page_size": page_size,
-        "jobs_per_seed": jobs_per_seed, "failure_threshold": threshold,
-        "retention_days": request.retention_days or rt.settings.retention_days,
+        "params": params, **_options(rt, request, batch_type),
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,
         "created_at": utcnow(),
     }
+
+
+def _options(rt: Runtime, request: NewBatch, batch_type: BatchType) -> dict[str, Any]:
+    """The batch's options, each from the request, else the type, else the settings.
+
+    ``is not None`` rather than ``or``: an explicit 0 is refused, not replaced by a default.
+    """
+    page_size = _first_set(request.page_size, batch_type.page_size, rt.settings.page_size)
+    jobs_per_seed = _first_set(request.jobs_per_seed, batch_type.jobs_per_seed,
+                               rt.settings.jobs_per_seed)
+    retention_days = _first_set(request.retention_days, rt.settings.retention_days)
+    _check_count("pageSize", page_size)
+    _check_count("jobsPerSeed", jobs_per_seed)
+    _check_count("retentionDays", retention_days, MAX_RETENTION_DAYS)
+    threshold = request.failure_threshold
+    if threshold is _UNSET:
+        threshold = batch_type.threshold(rt.settings.failure_threshold)
+    if threshold is not None and not 0 < threshold <= 1:
+        raise InvalidBatch("failureThreshold must be greater than 0 and at most 1, or null",
+                           {"field": "failureThreshold"})
+    return {"page_size": page_size, "jobs_per_seed": jobs_per_seed,
+            "failure_threshold": threshold, "retention_days": retention_days}
+
+
+def _first_set(*values: int | None) -> int:
+    return next(value for value in values if value is not None)
+
+
+def _check_count(field: str, value: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidBatch(f"{field} must be an integer of at least 1, not {value!r}",
+                           {"field": field})
+    if maximum is not None and value > maximum:
+        raise InvalidBatch(f"{field} must be at most {maximum}, not {value}", {"field": field})
+
+
+def check_text(field: str, value: str | None) -> None:
+    """Refuse a text the database cannot store (PostgreSQL's text has no U+0000)."""
+    if value is not None and _NUL in value:
+        raise InvalidBatch(f"{field} must not contain {_NUL_TEXT}", {"field": field})
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as PostgreSQL json, as a phrase ("holds ..."), or None.
+
+    Refused: NaN and Infinity (``json.dumps`` writes the non-JSON tokens NaN and
+    Infinity), U+0000 in a string or key, and values that are not JSON at all.
+
+    Cost: this walks the value in Python, and it runs for every item of batches
+    of millions of items. Creation does not serialise payloads (the store does,
+    as it writes them), so checking the serialised form here would serialise
+    every payload twice. Measured on CPython 3.11, the walk is the cheaper check:
+    about 1.1 us against 3 us (``json.dumps(allow_nan=False)``) for a payload of
+    a few fields, 0.1 us against 1 us for a scalar payload, 0.12 ms against
+    0.2 ms for a payload of 100 rows. If the store took payloads serialised by
+    creation, one ``allow_nan=False`` dump plus a search for an escaped U+0000
+    would replace this walk at no extra cost.
+    """
+    try:
+        return _json_problem(value)
+    except RecursionError:
+        return "is nested too deeply"
+
+
+def _json_problem(value: Any) -> str | None:
+    # Exact-type tests first, and scalar members checked in the loops without a call:
+    # the walk runs for every item, so the common JSON shapes take the shortest path.
+    kind = type(value)
+    if kind is str:
+        return _NUL_PHRASE if _NUL in value else None
+    if kind is int or kind is bool or value is None:
+        return None
+    if kind is float:
+        return None if math.isfinite(value) else _NAN_PHRASE
+    if kind is dict:
+        for key, member in value.items():
+            if type(key) is not str or _NUL in key:
+                problem = _key_problem(key)
+                if problem is not None:
+                    return problem
+            kind = type(member)
+            if kind is str:
+                if _NUL in member:
+                    return _NUL_PHRASE
+            elif kind is not int and kind is not bool and member is not None:
+                problem = _json_problem(member)
+                if problem is not None:
+                    return problem
+        return None
+    if kind is list:
+        for member in value:
+            kind = type(member)
+            if kind is str:
+                if _NUL in member:
+                    return _NUL_PHRASE
+            elif kind is not int and kind is not bool and member is not None:
+                problem = _json_problem(member)
+                if problem is not None:
+                    return problem
+        return None
+    return _unusual_problem(value)
+
+
+def _unusual_problem(value: Any) -> str | None:
+    # What json.dumps also accepts: subclasses of str, int, float, dict and list, and tuples.
+    if isinstance(value, str):
+        return _NUL_PHRASE if _NUL in value else None
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else _NAN_PHRASE
+    if isinstance(value, dict):
+        return _json_problem(dict(value))
+    if isinstance(value, (list, tuple)):
+        return _json_problem(list(value))
+    return f"holds a {type(value).__name__}, which is not JSON"
+
+
+def _key_problem(key: Any) -> str | None:
+    if isinstance(key, str):
+        return f"holds a key with {_NUL_TEXT}" if _NUL in key else None
+    if key is None or isinstance(key, (int, float)):
+        return None  # json.dumps writes these keys as strings
+    return f"holds a key of type {type(key).__name__}, which is not JSON"
 
 
 class _ItemReader:
@@ -132,12 +257,19 @@ class _ItemReader:
         messages: list[str] = []
         if not isinstance(key, str) or not key or len(key) > 500:
             messages.append("key must be a non-empty string of at most 500 characters")
+        elif _NUL in key:
+            messages.append(f"key must not contain {_NUL_TEXT}")
         elif key in self.keys:
             messages.append(f"duplicate key {key!r}")
         else:
             self.keys.add(key)
         if not isinstance(stage, int) or isinstance(stage, bool):
             messages.append("stage must be an integer")
+        elif not MIN_STAGE <= stage <= MAX_STAGE:
+            messages.append(f"stage must be from {MIN_STAGE} to {MAX_STAGE}, not {stage}")
+        problem = json_problem(payload)
+        if problem is not None:
+            messages.append(f"payload {problem}")
         schema = self.batch_type.item_schema
         if schema is not None:
             errors = schema.validate(payload if isinstance(payload, dict) else {"_": payload})

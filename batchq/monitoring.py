@@ -7,11 +7,13 @@ monitors at once do no harm: transitions are conditional updates.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import timedelta
 from typing import Any
 
+from batchq.creation import json_problem
 from batchq.errors import BatchqError
 from batchq.execution import queue_more_pages
 from batchq.runtime import Runtime
@@ -141,7 +143,25 @@ def _run_post_batch(rt: Runtime, batch: Any, post_batch: Any) -> BatchStatus | N
         reason = f"Post-batch step failed: {type(exc).__name__}: {exc}"
         return _complete(rt, batch["id"], BatchStatus.POST_BATCH_FAILED, finalizer=token,
                          failure_reason=reason)
+    unstorable = _unstorable_result(result)
+    if unstorable is not None:
+        # Checked before completing: the store's write would raise after claim_finalizer and
+        # leave the batch Processing until post_batch_timeout_seconds, with the wrong reason.
+        log.info("Batch %s fails its post-batch step: %s.", batch["id"], unstorable)
+        return _complete(rt, batch["id"], BatchStatus.POST_BATCH_FAILED, finalizer=token,
+                         failure_reason=unstorable)
     return _complete(rt, batch["id"], _done_status(batch), finalizer=token, result=result)
+
+
+def _unstorable_result(result: Any) -> str | None:
+    """Why the JSON column cannot store ``result``, naming the type at fault; or None."""
+    kind = type(result).__name__
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"The post-batch step's result ({kind}) is not JSON: {exc}"
+    problem = json_problem(result)  # what json.dumps lets through: U+0000
+    return None if problem is None else f"The post-batch step's result ({kind}) {problem}"
 
 
 def _fail_stale_finalizer(rt: Runtime, batch_id: str, now: Any) -> BatchStatus | None:

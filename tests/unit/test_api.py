@@ -193,11 +193,6 @@ def test_patch_suspended_of_a_finished_batch_is_a_409(client: FlaskClient, rt: R
     assert_error(client.patch(f"/batches/{batch_id}", json={"suspended": True}), 409)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: api.batches.BatchById.patch applies the description (control.set_description "
-    "commits) before control.set_suspended raises Conflict: the client gets 409 but the "
-    "description changed; check the batch can be suspended first, or change both in one "
-    "store transaction"))
 def test_a_patch_refused_with_409_changes_nothing(client: FlaskClient, rt: Runtime) -> None:
     batch_id = post_batch(client, description="old").get_json()["id"]
     run_to_end(rt, batch_id)
@@ -278,29 +273,42 @@ def test_bad_input_is_never_answered_with_a_500(
         assert_error(response, response.status_code)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: nothing bounds an item's stage; creation._ItemReader._check accepts any int and "
-    "store.create_batch's insert raises OverflowError (SQLite, beyond 64 bits) or "
-    "NumericValueOutOfRange (PostgreSQL, beyond 32 bits): HTTP 500 instead of 400"))
 def test_a_stage_too_large_for_the_database_is_a_400_not_a_500(client: FlaskClient) -> None:
     items = [{"key": "a", "payload": 1, "stage": 2**63}]
     details = assert_error(post_batch(client, items=items), 400)
     assert list(details["itemErrors"]) == ["0"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: api.schemas.BatchCreateSchema.retention_days has no maximum; a batch with "
-    "retentionDays=10000000 is created (201) but store.complete_batch computes "
-    "now + timedelta(days=10000000), which raises OverflowError, so the batch can never "
-    "finish (every monitor round fails); on PostgreSQL > 2**31-1 is also a 500 at insert"))
 def test_a_retention_too_long_for_the_calendar_is_a_400(client: FlaskClient) -> None:
     assert_error(post_batch(client, retentionDays=10_000_000), 400)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Flask's JSON parser accepts NaN/Infinity, and neither the schema nor creation "
-    "refuses them in items or params; PostgreSQL's json type rejects the token NaN, so on "
-    "the production stack this request is a 500 (the embedded stack stores it)"))
 def test_a_payload_with_nan_is_a_400(client: FlaskClient) -> None:
     raw = '{"type": "echo", "items": [{"key": "a", "payload": {"price": NaN}}]}'
     assert_error(client.post("/batches", data=raw, content_type="application/json"), 400)
+
+
+@pytest.mark.parametrize("token", ["Infinity", "-Infinity", "NaN"])
+def test_nan_or_infinity_anywhere_in_the_body_is_a_400_invalid_json(
+    client: FlaskClient, rt: Runtime, token: str
+) -> None:
+    raw = f'{{"type": "echo", "items": [1], "params": {{"limit": {token}}}}}'
+    response = client.post("/batches", data=raw, content_type="application/json")
+    assert_error(response, 400)
+    assert "Invalid JSON body" in response.get_json()["error"]
+    assert dispatcher_of(rt).seeds == []
+
+
+def test_a_payload_or_description_with_u0000_is_a_400(client: FlaskClient) -> None:
+    details = assert_error(post_batch(client, items=[{"key": "a", "payload": "x\u0000"}]), 400)
+    assert list(details["itemErrors"]) == ["0"]
+    assert_error(post_batch(client, description="x\u0000"), 400)
+    batch_id = post_batch(client, description="old").get_json()["id"]
+    assert_error(client.patch(f"/batches/{batch_id}", json={"description": "x\u0000"}), 400)
+    assert client.get(f"/batches/{batch_id}").get_json()["description"] == "old"
+
+
+def test_responses_keep_their_fields_in_schema_order_not_sorted(client: FlaskClient) -> None:
+    batch_id = post_batch(client).get_json()["id"]
+    body = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert body.index('"id"') < body.index('"type"') < body.index('"status"')

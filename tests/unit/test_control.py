@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchq import control
-from batchq.errors import BatchNotFound, Conflict
+from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.execution import queue_more_pages, run_job
 from batchq.monitoring import finalize_if_done, monitor_batch
 from batchq.runtime import Runtime
@@ -216,3 +216,19 @@ def test_describing_a_batch_shows_progress_and_errors_by_key(rt: Runtime) -> Non
     finish_slow_page(rt, slow)
     assert control.describe_batch(rt, batch_id)["item_errors"] == {
         "bad0": "boom 0", "bad1": "boom 1"}
+
+
+def test_a_change_refused_for_a_finished_batch_changes_nothing(rt: Runtime) -> None:
+    batch_id = create(rt, "echo", ok_items(1), description="before")
+    run_to_end(rt, batch_id)
+    with pytest.raises(Conflict):
+        control.change_batch(rt, batch_id, {"description": "after", "suspended": True})
+    assert control.get_batch(rt, batch_id)["description"] == "before"
+    assert control.change_batch(rt, batch_id, {"description": "after"})["description"] == "after"
+
+
+def test_a_change_of_nothing_or_of_an_unknown_batch_is_refused(rt: Runtime) -> None:
+    with pytest.raises(InvalidBatch):
+        control.change_batch(rt, "no-such-batch", {})
+    with pytest.raises(BatchNotFound):
+        control.change_batch(rt, "no-such-batch", {"suspended": True})

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, fields, validate
 
 from batchq import creation
+from batchq.creation import MAX_STAGE, MIN_STAGE
 from batchq.errors import InvalidBatch, TooManyItems, UnknownBatchType
 from batchq.runtime import Runtime
 from batchq.statuses import BatchStatus
@@ -265,10 +266,6 @@ def test_a_negative_page_size_or_jobs_per_seed_is_refused(rt: Runtime, option: s
     assert_nothing_stored(rt)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: creation._batch_row and create_batch read options with `request.x or default`, so "
-    "page_size=0, jobs_per_seed=0 and retention_days=0 silently become the defaults instead of "
-    "raising InvalidBatch; the rule lives only in the API schema"))
 @pytest.mark.parametrize("option", ["page_size", "jobs_per_seed", "retention_days"])
 def test_a_zero_page_size_jobs_per_seed_or_retention_is_refused_by_the_engine(
     rt: Runtime, option: str
@@ -277,11 +274,6 @@ def test_a_zero_page_size_jobs_per_seed_or_retention_is_refused_by_the_engine(
         create(rt, "echo", ok_items(1), **{option: 0})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: creation._ItemReader._check accepts values PostgreSQL cannot store: a NaN payload "
-    "(json.dumps writes the invalid JSON token NaN), a key with U+0000, a stage beyond the "
-    "32-bit pages.stage/items.stage Integer; on the production stack create_batch then fails "
-    "with a database error (HTTP 500) instead of InvalidBatch with the item's index"))
 @pytest.mark.parametrize("item", [
     {"key": "nan", "payload": {"price": math.nan}},
     {"key": "nul\x00byte", "payload": 1},
@@ -293,3 +285,50 @@ def test_an_item_postgresql_cannot_store_is_refused_with_its_index(
     with pytest.raises(InvalidBatch) as refused:
         create(rt, "echo", [{"key": "fine", "payload": 1}, item])
     assert list(refused.value.details["itemErrors"]) == ["1"]
+
+
+@pytest.mark.parametrize("payload", [
+    {"rows": [{"price": math.inf}]},
+    [1, 2, -math.inf],
+    {"deep": {"name": "a\x00b"}},
+    {"key\x00": 1},
+    {"at": {1, 2}},
+], ids=["nested-inf", "negative-inf-in-list", "nul-in-nested-string", "nul-in-payload-key",
+        "set-is-not-json"])
+def test_a_payload_postgresql_cannot_store_is_refused_wherever_the_value_hides(
+    rt: Runtime, payload: Any
+) -> None:
+    with pytest.raises(InvalidBatch) as refused:
+        create(rt, "echo", [{"key": "fine", "payload": 1}, {"key": "bad", "payload": payload}])
+    assert list(refused.value.details["itemErrors"]) == ["1"]
+    assert refused.value.details["itemErrors"]["1"][0].startswith("payload ")
+    assert_nothing_stored(rt)
+
+
+def test_json_values_that_only_look_suspicious_are_accepted(rt: Runtime) -> None:
+    payloads = [{"text": "a literal \\u0000 escape", "n": 1.5, "ok": True, "none": None},
+                ("a", "tuple"), {1: "int key"}, -0.0]
+    batch_id = create(rt, "echo", [{"key": f"k{n}", "payload": p, "stage": MAX_STAGE if n else
+                                    MIN_STAGE} for n, p in enumerate(payloads)])
+    assert row_count(rt, items) == len(payloads)
+    assert batch_id
+
+
+@pytest.mark.parametrize("params", [{"limit": math.nan}, {"to": ["ops\x00"]}])
+def test_params_postgresql_cannot_store_are_refused(rt: Runtime, params: Any) -> None:
+    with pytest.raises(InvalidBatch, match="params"):
+        create(rt, "echo", ok_items(1), params=params)
+    assert_nothing_stored(rt)
+
+
+@pytest.mark.parametrize("option", ["description", "tenant_id"])
+def test_a_description_or_tenant_with_u0000_is_refused(rt: Runtime, option: str) -> None:
+    with pytest.raises(InvalidBatch, match="U\\+0000"):
+        create(rt, "echo", ok_items(1), **{option: "a\x00b"})
+    assert_nothing_stored(rt)
+
+
+def test_a_retention_beyond_a_hundred_years_is_refused_by_the_engine(rt: Runtime) -> None:
+    with pytest.raises(InvalidBatch, match="retentionDays"):
+        create(rt, "echo", ok_items(1), retention_days=creation.MAX_RETENTION_DAYS + 1)
+    create(rt, "echo", ok_items(1), retention_days=creation.MAX_RETENTION_DAYS)

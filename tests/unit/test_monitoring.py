@@ -169,12 +169,6 @@ def test_a_finaliser_that_died_is_overruled_after_the_post_batch_timeout(
     assert step.summaries == []  # the step is never run a second time
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: monitoring._run_post_batch passes the step's result straight to "
-    "store.complete_batch; a result the JSON column cannot serialise (a datetime, a set) "
-    "raises StatementError there, after claim_finalizer: the batch stays Processing with "
-    "its finalizer held until post_batch_timeout_seconds (1 h), then ends PostBatchFailed "
-    "with the wrong reason 'did not finish within 3600 seconds'"))
 def test_a_post_batch_result_that_is_not_json_fails_the_batch_at_once(
     rt: Runtime, new_type: NewType
 ) -> None:
@@ -231,3 +225,17 @@ def test_cleanup_deletes_more_batches_than_one_round_takes(rt: Runtime) -> None:
         conn.execute(sa.update(batches).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert rt.store.delete_expired_batches(utcnow(), limit=2) != []
     assert delete_expired_batches(rt) == 1
+
+
+@pytest.mark.parametrize("result", [{"ratio": float("nan")}, ["a\x00b"]], ids=["nan", "nul"])
+def test_a_post_batch_result_the_database_cannot_store_fails_the_batch_at_once(
+    rt: Runtime, new_type: NewType, result: Any
+) -> None:
+    code, _calls = new_type(post_batch=lambda summary: result)
+    batch_id = create(rt, code, ok_items(2))
+    run_all_pages(rt, batch_id)
+    assert finalize_if_done(rt, batch_id) == BatchStatus.POST_BATCH_FAILED
+    batch = rt.store.get_batch(batch_id)
+    assert batch is not None
+    assert batch["failure_reason"].startswith("The post-batch step's result (")
+    assert batch["result"] is None
