@@ -43,6 +43,7 @@ from batchq.store_base import (
     lock_batch,
     rows,
     runnable,
+    skip_locked,
     status_values,
     threshold_reached,
     unqueue_pages,
@@ -190,8 +191,7 @@ class Store(PageStore):
                 pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED)
             if len(batch["stage_sizes"]) > 1:
                 candidates = candidates.where(pages.c.stage == current_stage(batch_id))
-            candidates = (candidates.order_by(pages.c.page_no).limit(room)
-                          .with_for_update(skip_locked=True))
+            candidates = skip_locked(candidates.order_by(pages.c.page_no).limit(room))
             statement = (
                 sa.update(pages)
                 .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(candidates))
@@ -267,11 +267,10 @@ class Store(PageStore):
             if batch is None:
                 return None
             status = PageStatus.QUEUED if runnable(batch) else PageStatus.CREATED
-            expired = (
+            expired = skip_locked(
                 sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.page_no == page_no)
                 .where(pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
-                .with_for_update(skip_locked=True)
             )
             result = conn.execute(
                 sa.update(pages)
@@ -292,11 +291,10 @@ class Store(PageStore):
             batch = lock_batch(conn, batch_id)
             if batch is None or not runnable(batch):
                 return []
-            stale = (
+            stale = skip_locked(
                 sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
                 .where(pages.c.queued_at < queued_before)
-                .with_for_update(skip_locked=True)
             )
             statement = (
                 sa.update(pages)

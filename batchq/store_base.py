@@ -66,16 +66,26 @@ def cancellable(batch: Mapping[str, Any]) -> bool:
     )
 
 
+def skip_locked(page_nos: sa.Select[Any]) -> sa.Select[Any]:
+    """``page_nos`` locked with ``FOR UPDATE SKIP LOCKED``, for ``page_no.in_(...)``.
+
+    It goes through a CTE: PostgreSQL may run a locking subquery of an UPDATE
+    more than once, and then its LIMIT no longer bounds the update. A CTE with
+    a locking clause is never inlined, so it runs once.
+    """
+    locked = page_nos.with_for_update(skip_locked=True).cte()
+    return sa.select(locked.c.page_no)
+
+
 def unqueue_pages(conn: sa.Connection, batch_id: str) -> None:
     """Take queued pages back to created, so their pending messages become no-ops.
 
     A queued page locked by a worker's transaction is skipped: that worker is
     finishing it, or claiming it and about to see the batch's flag and hand it back.
     """
-    queued = (
+    queued = skip_locked(
         sa.select(pages.c.page_no)
         .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
-        .with_for_update(skip_locked=True)
     )
     conn.execute(
         sa.update(pages)

@@ -161,3 +161,17 @@ def test_a_huge_batch_does_not_starve_a_small_one(cluster: Cluster) -> None:
     assert huge_batch["jobsCompleted"] < huge_batch["totalJobs"] / 2
     cluster.client.delete(f"/batches/{huge}")
     assert cluster.wait_final(huge)["status"] == "Cancelled"
+
+
+def test_a_batch_never_has_more_than_max_queued_jobs_pages_queued(cluster: Cluster) -> None:
+    cluster.start_worker(concurrency=2)
+    batch_id = cluster.create(sleeping(3_000, 0.001), pageSize=10)
+    bound = cluster.settings.max_queued_jobs
+    most_queued = 0
+    while cluster.get(batch_id)["status"] in ("Waiting", "Processing"):
+        queue = cluster.runtime.store.work_queue_status(batch_id)
+        most_queued = max(most_queued, queue.queued)
+        time.sleep(0.02)
+
+    assert 0 < most_queued <= bound
+    assert cluster.get(batch_id)["status"] == "Completed"
