@@ -216,7 +216,7 @@ def _claim_created(conn: sa.Connection, request: ClaimRequest, now: datetime) ->
         pages.c.batch_id == like.batch_id, pages.c.status == PageStatus.CREATED)
     if like.staged:
         candidates = candidates.where(pages.c.stage == current_stage(like.batch_id))
-    candidates = skip_locked(candidates.order_by(pages.c.page_no).limit(request.max_pages))
+    candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(request.max_pages))
     statement = _claim_pages(like.batch_id, candidates, PageStatus.CREATED, request.worker,
                              now, request.lease_until)
     claimed = sorted(conn.execute(statement), key=lambda row: row.page_no)

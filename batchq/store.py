@@ -191,7 +191,7 @@ class Store(PageStore):
                 pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED)
             if len(batch["stage_sizes"]) > 1:
                 candidates = candidates.where(pages.c.stage == current_stage(batch_id))
-            candidates = skip_locked(candidates.order_by(pages.c.page_no).limit(room))
+            candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(room))
             statement = (
                 sa.update(pages)
                 .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(candidates))
@@ -268,6 +268,7 @@ class Store(PageStore):
                 return None
             status = PageStatus.QUEUED if runnable(batch) else PageStatus.CREATED
             expired = skip_locked(
+                conn,
                 sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.page_no == page_no)
                 .where(pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
@@ -292,6 +293,7 @@ class Store(PageStore):
             if batch is None or not runnable(batch):
                 return []
             stale = skip_locked(
+                conn,
                 sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
                 .where(pages.c.queued_at < queued_before)

@@ -66,13 +66,17 @@ def cancellable(batch: Mapping[str, Any]) -> bool:
     )
 
 
-def skip_locked(page_nos: sa.Select[Any]) -> sa.Select[Any]:
+def skip_locked(conn: sa.Connection, page_nos: sa.Select[Any]) -> sa.Select[Any]:
     """``page_nos`` locked with ``FOR UPDATE SKIP LOCKED``, for ``page_no.in_(...)``.
 
-    It goes through a CTE: PostgreSQL may run a locking subquery of an UPDATE
-    more than once, and then its LIMIT no longer bounds the update. A CTE with
-    a locking clause is never inlined, so it runs once.
+    On PostgreSQL it goes through a CTE: a locking subquery of an UPDATE may
+    run more than once, and then its LIMIT no longer bounds the update; a CTE
+    with a locking clause is never inlined, so it runs once. SQLite has no row
+    locks (``BEGIN IMMEDIATE`` serialises writers) and reports no rowcount for
+    a statement that starts with ``WITH``, so there the subquery stays plain.
     """
+    if conn.dialect.name != "postgresql":
+        return page_nos
     locked = page_nos.with_for_update(skip_locked=True).cte()
     return sa.select(locked.c.page_no)
 
@@ -84,6 +88,7 @@ def unqueue_pages(conn: sa.Connection, batch_id: str) -> None:
     finishing it, or claiming it and about to see the batch's flag and hand it back.
     """
     queued = skip_locked(
+        conn,
         sa.select(pages.c.page_no)
         .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
     )
