@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ from tests.conftest import require
 from tests.integration.harness import FAST_RECOVERY, Cluster
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379/3"
+# Concurrent test runs on one machine each need their own Redis database.
+REDIS = f"redis://127.0.0.1:6379/{os.environ.get('BATCHQ_TEST_REDIS_DB', '3')}"
 
 
 def _reachable_postgres() -> bool:
