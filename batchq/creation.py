@@ -156,32 +156,29 @@ def _json_problem(value: Any) -> str | None:
     if kind is float:
         return None if math.isfinite(value) else _NAN_PHRASE
     if kind is dict:
-        for key, member in value.items():
+        for key in value:
             if type(key) is not str or _NUL in key:
                 problem = _key_problem(key)
                 if problem is not None:
                     return problem
-            kind = type(member)
-            if kind is str:
-                if _NUL in member:
-                    return _NUL_PHRASE
-            elif kind is not int and kind is not bool and member is not None:
-                problem = _json_problem(member)
-                if problem is not None:
-                    return problem
-        return None
+        return _members_problem(value.values())
     if kind is list:
-        for member in value:
-            kind = type(member)
-            if kind is str:
-                if _NUL in member:
-                    return _NUL_PHRASE
-            elif kind is not int and kind is not bool and member is not None:
-                problem = _json_problem(member)
-                if problem is not None:
-                    return problem
-        return None
+        return _members_problem(value)
     return _unusual_problem(value)
+
+
+def _members_problem(members: Iterable[Any]) -> str | None:
+    """The first problem among a container's members; strings and numbers need no call."""
+    for member in members:
+        kind = type(member)
+        if kind is str:
+            if _NUL in member:
+                return _NUL_PHRASE
+        elif kind is not int and kind is not bool and member is not None:
+            problem = _json_problem(member)
+            if problem is not None:
+                return problem
+    return None
 
 
 def _unusual_problem(value: Any) -> str | None:
