@@ -1,10 +1,14 @@
-"""The built-in batch types: ``noop`` for benchmarks and ``echo`` for tests and demos."""
+"""The built-in batch types: ``noop`` for benchmarks, ``echo`` for tests and demos, ``http``.
+
+``http`` lives in its own module, ``batchq.http_type``; importing it registers it.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import batchq.http_type  # noqa: F401  (registers the "http" type)
 from batchq.errors import ItemFailed
 from batchq.types import ItemContext, batch_type
 

@@ -73,6 +73,7 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
     problem = json_problem(params)
     if problem is not None:
         raise InvalidBatch(f"params {problem}", {"field": "params"})
+    _check_params(batch_type, params)
     return {
         "id": batch_id, "type": batch_type.code, "status": BatchStatus.WAITING.value,
         "suspended": False, "tenant_id": request.tenant_id,
@@ -81,6 +82,30 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,
         "created_at": utcnow(),
     }
+
+
+def _check_params(batch_type: BatchType, params: dict[str, Any]) -> None:
+    """Refuse ``params`` that fail the type's params schema, naming each wrong field.
+
+    The params are stored as given: the schema only validates, the handler loads them.
+    """
+    if batch_type.params_schema is None:
+        return
+    errors = batch_type.params_schema.validate(params)
+    if errors:
+        problems = "; ".join(f"{name}: {_problem_text(problem)}"
+                             for name, problem in sorted(errors.items()))
+        raise InvalidBatch(f"params of a {batch_type.code!r} batch are not valid: {problems}",
+                           {"field": "params", "paramsErrors": errors})
+
+
+def _problem_text(problem: Any) -> str:
+    """marshmallow's errors of one field (a list of messages, or nested by key) as text."""
+    if isinstance(problem, list):
+        return " ".join(str(message) for message in problem)
+    if isinstance(problem, dict):
+        return "; ".join(f"{name}: {_problem_text(inner)}" for name, inner in problem.items())
+    return str(problem)
 
 
 def _options(rt: Runtime, request: NewBatch, batch_type: BatchType) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class BatchType:
     name: str = ""
     description: str = ""
     item_schema: Schema | None = None
+    #: Validates the batch's ``params`` at creation; a batch whose params fail it is refused.
+    params_schema: Schema | None = None
     page_size: int | None = None
     jobs_per_seed: int | None = None
     failure_threshold: float | None = field(default=_UNSET)

@@ -161,6 +161,39 @@ def test_items_the_type_schema_accepts_are_stored(rt: Runtime, new_type: NewType
     assert row_count(rt, items) == 2
 
 
+class Limits(Schema):
+    limit = fields.Int(required=True, validate=validate.Range(min=1))
+    mode = fields.Str(validate=validate.OneOf(["fast", "slow"]))
+
+
+def test_params_refused_by_the_type_params_schema_store_nothing(
+    rt: Runtime, new_type: NewType
+) -> None:
+    code, _calls = new_type(params_schema=Limits())
+    with pytest.raises(InvalidBatch) as refused:
+        create(rt, code, ok_items(2), params={"limit": 0, "mode": "odd", "extra": 1})
+    assert refused.value.status_code == 400
+    assert refused.value.details["field"] == "params"
+    assert sorted(refused.value.details["paramsErrors"]) == ["extra", "limit", "mode"]
+    assert "limit: Must be greater than or equal to 1" in refused.value.message
+    assert_nothing_stored(rt)
+
+
+def test_params_the_type_params_schema_accepts_are_stored_as_given(
+    rt: Runtime, new_type: NewType
+) -> None:
+    code, _calls = new_type(params_schema=Limits())
+    batch_id = create(rt, code, ok_items(1), params={"limit": 5})
+    batch = rt.store.get_batch(batch_id)
+    assert batch is not None and batch["params"] == {"limit": 5}
+
+
+def test_a_type_without_params_schema_takes_any_json_params(rt: Runtime) -> None:
+    batch_id = create(rt, "echo", ok_items(1), params={"anything": [1, {"goes": True}]})
+    batch = rt.store.get_batch(batch_id)
+    assert batch is not None and batch["params"] == {"anything": [1, {"goes": True}]}
+
+
 def test_a_refused_item_after_the_first_chunk_stores_nothing(
     rt: Runtime, new_type: NewType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
