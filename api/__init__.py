@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 
+from api.auth import SECURITY_SCHEMES, register_authentication
 from api.blueprint import StrictJSONProvider
 from api.errors import BatchqApi, register_error_handlers
 from batchq.runtime import Runtime, build_runtime
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.extensions["batchq"] = runtime or _default_runtime(settings)
     api = BatchqApi(app)
     register_error_handlers(app)
+    register_authentication(app)
 
     from api.batches import blp as batches
     from api.health import blp as health
@@ -39,6 +41,10 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
         "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "API_SPEC_OPTIONS": {
+            "components": {"securitySchemes": SECURITY_SCHEMES},
+            "security": [{"bearerAuth": []}, {"basicAuth": []}],
+        },
         "MAX_CONTENT_LENGTH": settings.max_body_mb * 1024 * 1024,
     }
 

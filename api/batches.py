@@ -7,10 +7,21 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 
+from api.auth import current_caller
 from api.blueprint import Blueprint
-from api.schemas import BatchCreateSchema, BatchPatchSchema, BatchSchema
-from batchq import control
+from api.schemas import (
+    BatchCountSchema,
+    BatchCreateSchema,
+    BatchFilterSchema,
+    BatchListItemSchema,
+    BatchPatchSchema,
+    BatchQuerySchema,
+    BatchSchema,
+)
+from batchq import control, queries
 from batchq.creation import NewBatch, create_batch
+from batchq.permissions import tenant_of_new_batch
+from batchq.queries import BatchFilter, Page
 from batchq.runtime import Runtime
 
 blp = Blueprint("batches", __name__, url_prefix="/batches", description="Batches of items")
@@ -21,46 +32,85 @@ def runtime() -> Runtime:
     return rt
 
 
+def _filter(args: dict[str, Any]) -> BatchFilter:
+    return BatchFilter(batch_id=args.get("batch_id"), type=args.get("type"),
+                       status=args.get("status"), tenant_ids=args.get("tenant_id_in"),
+                       without_tenant=args["without_tenant_id"],
+                       suspended=args.get("suspended"), created_by=args.get("created_by"))
+
+
+def _access(batch_id: str, change: bool = False) -> Runtime:
+    rt = runtime()
+    queries.check_access(rt.store.engine, current_caller(), batch_id, change)
+    return rt
+
+
 @blp.route("")
 class Batches(MethodView):
+    @blp.arguments(BatchQuerySchema, location="query", unknown="raise")
+    @blp.response(200, BatchListItemSchema(many=True))
+    @blp.alt_response(400, description="An unknown filter or sort, or sortBy without sortOrder")
+    def get(self, args: dict[str, Any]) -> list[Any]:
+        """List the batches you may read, filtered, sorted and paged"""
+        page = Page(sort_by=args.get("sort_by"), descending=args.get("sort_order") == "desc",
+                    first_result=args["first_result"], max_results=args["max_results"])
+        return queries.list_batches(runtime().store.engine, current_caller(), _filter(args),
+                                    page)
+
     @blp.arguments(BatchCreateSchema)
     @blp.response(201, BatchSchema)
     @blp.alt_response(400, description="Refused items, with their indexes")
+    @blp.alt_response(403, description="You may not create batches for that tenant")
     @blp.alt_response(413, description="More items than the configured maximum")
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a batch"""
         rt = runtime()
+        caller = current_caller()
         options = {name: body[name] for name in
-                   ("description", "tenant_id", "page_size", "jobs_per_seed",
+                   ("description", "page_size", "jobs_per_seed",
                     "failure_threshold", "retention_days") if name in body}
-        request = NewBatch(type=body["type"], params=body["params"], **options)
+        tenant = tenant_of_new_batch(caller, body.get("tenant_id"), "tenant_id" in body)
+        request = NewBatch(type=body["type"], params=body["params"], tenant_id=tenant,
+                           create_user_id=caller.name, **options)
         batch = create_batch(rt, request, body["items"])
         return control.describe_batch(rt, batch["id"])
+
+
+@blp.route("/count")
+@blp.arguments(BatchFilterSchema, location="query", unknown="raise")
+@blp.response(200, BatchCountSchema)
+@blp.alt_response(400, description="An unknown filter or value")
+def count(args: dict[str, Any]) -> dict[str, int]:
+    """Count the batches you may read that match the filters"""
+    return {"count": queries.count_batches(runtime().store.engine, current_caller(),
+                                           _filter(args))}
 
 
 @blp.route("/<batch_id>")
 class BatchById(MethodView):
     @blp.response(200, BatchSchema)
-    @blp.alt_response(404, description="No such batch")
+    @blp.alt_response(404, description="No such batch, or not one you may read")
     def get(self, batch_id: str) -> dict[str, Any]:
         """Read a batch: status, counters, progress and item errors"""
-        return control.describe_batch(runtime(), batch_id)
+        return control.describe_batch(_access(batch_id), batch_id)
 
     @blp.arguments(BatchPatchSchema)
     @blp.response(200, BatchSchema)
-    @blp.alt_response(404, description="No such batch")
+    @blp.alt_response(403, description="You may read the batch but not change it")
+    @blp.alt_response(404, description="No such batch, or not one you may read")
     @blp.alt_response(409, description="The batch already finished")
     def patch(self, body: dict[str, Any], batch_id: str) -> dict[str, Any]:
         """Suspend or resume a batch, or change its description"""
-        rt = runtime()
+        rt = _access(batch_id, change=True)
         control.change_batch(rt, batch_id, body)
         return control.describe_batch(rt, batch_id)
 
     @blp.response(202, BatchSchema)
-    @blp.alt_response(404, description="No such batch")
+    @blp.alt_response(403, description="You may read the batch but not change it")
+    @blp.alt_response(404, description="No such batch, or not one you may read")
     @blp.alt_response(409, description="Already finished, or its type cannot be cancelled")
     def delete(self, batch_id: str) -> dict[str, Any]:
         """Cancel a batch (drain): no new page starts, running pages finish"""
-        rt = runtime()
+        rt = _access(batch_id, change=True)
         control.cancel_batch(rt, batch_id)
         return control.describe_batch(rt, batch_id)

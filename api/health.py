@@ -15,6 +15,7 @@ blp = Blueprint("health", __name__, description="Liveness")
 @blp.route("/healthz")
 @blp.response(200)
 @blp.alt_response(503, description="The database is unreachable")
+@blp.doc(security=[])  # open: no credential needed
 def healthz() -> Any:
     """Report whether the API can reach its database"""
     engine = current_app.extensions["batchq"].store.engine

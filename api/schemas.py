@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, pre_dump, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_dump,
+    validate,
+    validates_schema,
+)
 
 from batchq.creation import MAX_RETENTION_DAYS
+from batchq.queries import MAX_RESULTS, SORT_COLUMNS
 from batchq.statuses import BatchStatus
 
 
@@ -108,3 +117,74 @@ class BatchSchema(Schema):
             "monitor_job_definition_id": f"{batch['id']}:monitor",
             "batch_job_definition_id": f"{batch['id']}:execute",
         }
+
+
+class CommaList(fields.Field):
+    """A comma-separated list in a query parameter: ``a,b,c``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        parts = [part.strip() for part in str(value).split(",")]
+        if not all(parts):
+            raise ValidationError("must be a comma list of non-empty values, e.g. acme,globex")
+        return parts
+
+
+class BatchFilterSchema(Schema):
+    """The filters of ``GET /batches`` and ``GET /batches/count``."""
+
+    class Meta:
+        unknown = RAISE
+
+    batch_id = fields.Str(data_key="batchId")
+    type = fields.Str()
+    status = fields.Str(validate=validate.OneOf([s.value for s in BatchStatus]))
+    tenant_id_in = CommaList(data_key="tenantIdIn", metadata={
+        "description": "Comma list of tenants; with withoutTenantId, either matches"})
+    without_tenant_id = fields.Bool(data_key="withoutTenantId", load_default=False)
+    suspended = fields.Bool()
+    created_by = fields.Str(data_key="createdBy", metadata={"description": "A user name"})
+
+
+class BatchQuerySchema(BatchFilterSchema):
+    """``GET /batches``: the filters, a sort and a page."""
+
+    sort_by = fields.Str(data_key="sortBy", validate=validate.OneOf(list(SORT_COLUMNS)))
+    sort_order = fields.Str(data_key="sortOrder", validate=validate.OneOf(["asc", "desc"]))
+    first_result = fields.Int(data_key="firstResult", load_default=0,
+                              validate=validate.Range(min=0, max=2**31 - 1))
+    max_results = fields.Int(data_key="maxResults", load_default=100,
+                             validate=validate.Range(min=1, max=MAX_RESULTS))
+
+    @validates_schema
+    def sort_needs_both(self, data: dict[str, Any], **_: Any) -> None:
+        if ("sort_by" in data) != ("sort_order" in data):
+            raise ValidationError("sortBy and sortOrder must be given together",
+                                  "sortBy" if "sort_order" in data else "sortOrder")
+
+
+class BatchCountSchema(Schema):
+    """``GET /batches/count``."""
+
+    count = fields.Int(required=True)
+
+
+class BatchListItemSchema(Schema):
+    """A batch as ``GET /batches`` lists it; ``GET /batches/{id}`` has the rest."""
+
+    id = fields.Str()
+    type = fields.Str()
+    status = fields.Str()
+    suspended = fields.Bool()
+    tenant_id = fields.Str(data_key="tenantId", allow_none=True)
+    create_user_id = fields.Str(data_key="createUserId", allow_none=True)
+    description = fields.Str(allow_none=True)
+    total_items = fields.Int(data_key="totalItems")
+    processed_items = fields.Int(data_key="processedItems")
+    failed_items = fields.Int(data_key="failedItems")
+    total_jobs = fields.Int(data_key="totalJobs")
+    jobs_created = fields.Int(data_key="jobsCreated")
+    jobs_completed = fields.Int(data_key="jobsCompleted")
+    created_at = fields.DateTime(data_key="createdAt")
+    started_at = fields.DateTime(data_key="startedAt", allow_none=True)
+    finished_at = fields.DateTime(data_key="finishedAt", allow_none=True)
+    failure_reason = fields.Str(data_key="failureReason", allow_none=True)

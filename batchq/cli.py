@@ -15,9 +15,12 @@ from types import FrameType
 
 import click
 
+from batchq.db import create_engine
 from batchq.errors import BatchqError
 from batchq.migrate import upgrade
+from batchq.permissions import Function
 from batchq.settings import Settings
+from batchq.users import NewUser, create_user, has_users, parse_functions
 
 log = logging.getLogger("batchq.cli")
 # gunicorn's 30 s default kills a worker creating a large batch mid-COPY; the Procfile agrees.
@@ -51,12 +54,53 @@ def up(concurrency: int | None, port: int | None) -> None:
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
+    _first_admin(settings)
     commands = process_commands(settings, concurrency or settings.worker_concurrency,
                                 port or settings.port)
     stack = "embedded (SQLite + filesystem broker)" if settings.embedded else "configured"
     click.echo(f"batchq on the {stack} stack: API on http://{settings.host}:"
                f"{port or settings.port} (Ctrl-C stops everything)")
     sys.exit(_supervise(commands))
+
+
+def _first_admin(settings: Settings) -> None:
+    """With no user yet, create the system user ``admin`` and print its token once."""
+    engine = create_engine(settings.database_url)
+    try:
+        if has_users(engine):
+            return
+        token = create_user(engine, NewUser("admin", is_system=True))
+    finally:
+        engine.dispose()
+    click.echo("No user existed, so batchq created the system user 'admin'. Its token, "
+               "shown only this once:")
+    click.echo(f"  export TOKEN={token}")
+
+
+@main.group()
+def user() -> None:
+    """Manage the users of the API."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--tenant", default=None, help="The user's tenant (default: none).")
+@click.option("--function", "functions", multiple=True, metavar="FUNCTION",
+              type=click.Choice([f.value for f in Function]),
+              help="A function the user holds; repeat for several.")
+@click.option("--system", is_flag=True, help="A system user: may do everything.")
+def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: bool) -> None:
+    """Create a user and print its token (shown only this once)."""
+    settings = _settings()
+    engine = create_engine(settings.database_url)
+    try:
+        token = create_user(engine, NewUser(name, tenant, parse_functions(functions), system))
+    except BatchqError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"Created user {name!r}. Its token, shown only this once:")
+    click.echo(token)
 
 
 def process_commands(settings: Settings, concurrency: int, port: int) -> dict[str, list[str]]:

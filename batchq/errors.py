@@ -54,3 +54,15 @@ class ItemFailed(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Unauthenticated(BatchqError):
+    """No credential, or one that matches no user."""
+
+    status_code = 401
+
+
+class Forbidden(BatchqError):
+    """The caller may see the batch but not do this to it."""
+
+    status_code = 403

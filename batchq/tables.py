@@ -52,6 +52,11 @@ batches = sa.Table(
     sa.Column("finalizing_since", sa.DateTime),
     sa.Index(None, "status"),
     sa.Index(None, "expires_at"),
+    # GET /batches: the read-permission filters and the sorts (batchq.queries).
+    sa.Index(None, "created_at"),
+    sa.Index(None, "tenant_id", "created_at"),
+    sa.Index(None, "create_user_id", "created_at"),
+    sa.Index(None, "type", "created_at"),
 )
 
 pages = sa.Table(
@@ -97,4 +102,18 @@ item_errors = sa.Table(
     sa.Column("key", sa.String(500), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("failed_at", sa.DateTime, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    # The name is the user's id: batches record it as create_user_id.
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("tenant_id", sa.String(200)),
+    # A JSON list of batchq.permissions.Function values.
+    sa.Column("functions", sa.JSON, nullable=False),
+    sa.Column("is_system", sa.Boolean, nullable=False, default=False),
+    # sha256 of the secret token, hex; the token itself is shown once and never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,10 +26,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+def call(method: str, url: str, body: Any = None, token: str = "") -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -51,16 +54,18 @@ def test_batchq_up_runs_a_batch_on_the_embedded_default_and_stops_on_ctrl_c(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: call("GET", f"{base}/healthz")[0] == 200, 60, "the API", up)
+        # As the README says: batchq up printed the first user's token.
+        token = re.search(r"export TOKEN=(\S+)", (tmp_path / "up.log").read_text()).group(1)
         items = [{"fail": "nope"} if i == 3 else {"hello": i} for i in range(10)]
-        status, batch = call("POST", f"{base}/batches", {"type": "echo", "items": items})
+        status, batch = call("POST", f"{base}/batches", {"type": "echo", "items": items}, token)
         assert status == 201, batch
 
         def final() -> bool:
-            return call("GET", f"{base}/batches/{batch['id']}")[1]["status"] not in (
+            return call("GET", f"{base}/batches/{batch['id']}", token=token)[1]["status"] not in (
                 "Waiting", "Processing")
 
         wait_until(final, 60, "the batch to finish", up)
-        _, done = call("GET", f"{base}/batches/{batch['id']}")
+        _, done = call("GET", f"{base}/batches/{batch['id']}", token=token)
         assert (done["status"], done["processedItems"], done["failedItems"]) == (
             "CompletedWithErrors", 10, 1)
         assert done["itemErrors"] == {"3": "nope"}

@@ -26,6 +26,7 @@ from batchq.runtime import Runtime, build_runtime
 from batchq.settings import Settings
 from batchq.statuses import ACTIVE_STATUSES
 from batchq.tables import item_errors, pages
+from batchq.users import NewUser, create_user
 from workers.app import CeleryDispatcher, create_celery
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,8 @@ class Cluster:
             self.settings, CeleryDispatcher(create_celery(self.settings))
         )
         self.client: FlaskClient = create_app(runtime=self.runtime).test_client()
+        token = create_user(self.runtime.store.engine, NewUser("harness", is_system=True))
+        self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
 
     # -- processes --------------------------------------------------------------
 

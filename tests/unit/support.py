@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from flask import Flask
+from flask.testing import FlaskClient
+
 from batchq.creation import NewBatch, create_batch
 from batchq.execution import run_job, run_page, seed_batch
 from batchq.monitoring import monitor_batch
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES
 from batchq.store import PageClaim, Row, utcnow
+from batchq.users import NewUser, create_user
 
 
 class FakeDispatcher:
@@ -188,3 +192,12 @@ def ok_items(count: int, prefix: str = "k") -> list[dict[str, Any]]:
 
 def failing_items(count: int, prefix: str = "bad") -> list[dict[str, Any]]:
     return [{"key": f"{prefix}{n}", "payload": {"fail": f"boom {n}"}} for n in range(count)]
+
+
+def authenticated_client(app: Flask, name: str = "test", **user: Any) -> FlaskClient:
+    """A test client that sends the token of a new user (a system user unless ``user`` says)."""
+    user.setdefault("is_system", True)
+    token = create_user(app.extensions["batchq"].store.engine, NewUser(name, **user))
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client

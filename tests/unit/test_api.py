@@ -14,7 +14,14 @@ from api import create_app
 from batchq.runtime import Runtime
 from batchq.statuses import BatchStatus
 
-from .support import MakeRuntime, dispatcher_of, failing_items, ok_items, run_to_end
+from .support import (
+    MakeRuntime,
+    authenticated_client,
+    dispatcher_of,
+    failing_items,
+    ok_items,
+    run_to_end,
+)
 
 
 @pytest.fixture
@@ -24,7 +31,8 @@ def app(make_runtime: MakeRuntime) -> Flask:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    """A client that authenticates as a system user."""
+    return authenticated_client(app)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from batchq.statuses import BatchStatus
 from batchq.types import ItemContext, registry
 from tests.http_server import LocalServer, Reply, closed_port_url, running_server
 
-from .support import MakeRuntime, create, dispatcher_of, run_to_end
+from .support import MakeRuntime, authenticated_client, create, dispatcher_of, run_to_end
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ def test_bad_params_refuse_the_batch_at_creation(
 
 
 def test_bad_params_are_a_400_naming_the_fields(make_runtime: MakeRuntime) -> None:
-    client: FlaskClient = create_app(runtime=make_runtime()).test_client()
+    client: FlaskClient = authenticated_client(create_app(runtime=make_runtime()))
     response = client.post("/batches", json={
         "type": "http", "items": [{"n": 1}], "params": {"method": "FETCH", "timeout": -1}})
     assert response.status_code == 400, response.get_data(as_text=True)
