@@ -24,6 +24,8 @@ from batchq.permissions import tenant_of_new_batch
 from batchq.queries import BatchFilter, Page
 from batchq.runtime import Runtime
 
+NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
+
 blp = Blueprint("batches", __name__, url_prefix="/batches", description="Batches of items")
 
 
@@ -49,6 +51,7 @@ def _access(batch_id: str, change: bool = False) -> Runtime:
 class Batches(MethodView):
     @blp.arguments(BatchQuerySchema, location="query", unknown="raise")
     @blp.response(200, BatchListItemSchema(many=True))
+    @blp.alt_response(401, description=NO_CREDENTIAL)
     @blp.alt_response(400, description="An unknown filter or sort, or sortBy without sortOrder")
     def get(self, args: dict[str, Any]) -> list[Any]:
         """List the batches you may read, filtered, sorted and paged"""
@@ -59,6 +62,7 @@ class Batches(MethodView):
 
     @blp.arguments(BatchCreateSchema)
     @blp.response(201, BatchSchema)
+    @blp.alt_response(401, description=NO_CREDENTIAL)
     @blp.alt_response(400, description="Refused items, with their indexes")
     @blp.alt_response(403, description="You may not create batches for that tenant")
     @blp.alt_response(413, description="More items than the configured maximum")
@@ -79,6 +83,7 @@ class Batches(MethodView):
 @blp.route("/count")
 @blp.arguments(BatchFilterSchema, location="query", unknown="raise")
 @blp.response(200, BatchCountSchema)
+@blp.alt_response(401, description=NO_CREDENTIAL)
 @blp.alt_response(400, description="An unknown filter or value")
 def count(args: dict[str, Any]) -> dict[str, int]:
     """Count the batches you may read that match the filters"""
@@ -89,6 +94,7 @@ def count(args: dict[str, Any]) -> dict[str, int]:
 @blp.route("/<batch_id>")
 class BatchById(MethodView):
     @blp.response(200, BatchSchema)
+    @blp.alt_response(401, description=NO_CREDENTIAL)
     @blp.alt_response(404, description="No such batch, or not one you may read")
     def get(self, batch_id: str) -> dict[str, Any]:
         """Read a batch: status, counters, progress and item errors"""
@@ -96,6 +102,7 @@ class BatchById(MethodView):
 
     @blp.arguments(BatchPatchSchema)
     @blp.response(200, BatchSchema)
+    @blp.alt_response(401, description=NO_CREDENTIAL)
     @blp.alt_response(403, description="You may read the batch but not change it")
     @blp.alt_response(404, description="No such batch, or not one you may read")
     @blp.alt_response(409, description="The batch already finished")
@@ -106,6 +113,7 @@ class BatchById(MethodView):
         return control.describe_batch(rt, batch_id)
 
     @blp.response(202, BatchSchema)
+    @blp.alt_response(401, description=NO_CREDENTIAL)
     @blp.alt_response(403, description="You may read the batch but not change it")
     @blp.alt_response(404, description="No such batch, or not one you may read")
     @blp.alt_response(409, description="Already finished, or its type cannot be cancelled")

@@ -135,3 +135,12 @@ def test_user_add_refuses_bad_input_with_a_clear_error(
     assert message in result.output
     assert "Traceback" not in result.output
 
+
+
+def test_the_openapi_document_names_the_401_of_every_batch_endpoint(app: Flask) -> None:
+    paths = app.test_client().get("/openapi.json").get_json()["paths"]
+    for path, operations in paths.items():
+        if path.startswith("/batches"):
+            for method, operation in operations.items():
+                if method != "parameters":
+                    assert "401" in operation["responses"], (method, path)
