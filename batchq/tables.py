@@ -12,6 +12,8 @@ metadata = sa.MetaData(
     }
 )
 
+_ACTIVE_PROCESS = "process_run AND status IN ('Waiting', 'Processing', 'Cancelling')"
+
 batches = sa.Table(
     "batches",
     metadata,
@@ -50,6 +52,14 @@ batches = sa.Table(
     # Won once by the finaliser that runs the post-batch step (exactly once).
     sa.Column("finalizer", sa.String(64)),
     sa.Column("finalizing_since", sa.DateTime),
+    # Source batches (a type that finds its own items): where the seed resumes
+    # reading, saved in the transaction that stores the items read before it.
+    sa.Column("source_cursor", sa.JSON),
+    # NULL for batches posted with their items; False until a source is read to its end.
+    sa.Column("source_exhausted", sa.Boolean),
+    # Started from the batch-process registry or a schedule (seed 001), not posted.
+    sa.Column("process_run", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
     sa.Index(None, "status"),
     sa.Index(None, "expires_at"),
     # GET /batches: the read-permission filters and the sorts (batchq.queries).
@@ -57,6 +67,10 @@ batches = sa.Table(
     sa.Index(None, "tenant_id", "created_at"),
     sa.Index(None, "create_user_id", "created_at"),
     sa.Index(None, "type", "created_at"),
+    sa.Index(None, "status", "type", "created_at"),
+    # Never two active runs of one batch process: a second start fails on this index.
+    sa.Index("uq_batches_active_process", "type", unique=True,
+             postgresql_where=sa.text(_ACTIVE_PROCESS), sqlite_where=sa.text(_ACTIVE_PROCESS)),
 )
 
 pages = sa.Table(
@@ -90,6 +104,8 @@ items = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("key", sa.String(500), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
+    # GET /batches/{id}/items lists items in input order.
+    sa.Index(None, "batch_id", "seq"),
 )
 
 item_errors = sa.Table(
@@ -102,6 +118,7 @@ item_errors = sa.Table(
     sa.Column("key", sa.String(500), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("failed_at", sa.DateTime, nullable=False),
+    sa.Index(None, "batch_id", "seq"),
 )
 
 users = sa.Table(
@@ -116,4 +133,30 @@ users = sa.Table(
     # sha256 of the secret token, hex; the token itself is shown once and never stored.
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+result_files = sa.Table(
+    "result_files",
+    metadata,
+    # A file a post-batch step produced (e.g. a CSV report), at GET /batches/{id}/result-file.
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("media_type", sa.String(200), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    # A POST with an Idempotency-Key: a re-post with the same key and body gets this response.
+    sa.Column("user_name", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    # sha256 of the request (path, query and body), hex: another body under the key is a 422.
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("batch_id", sa.String(36)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "created_at"),
 )
