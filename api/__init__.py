@@ -26,9 +26,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from api.batches import blp as batches
     from api.health import blp as health
+    from api.metrics import blp as metrics
 
     api.register_blueprint(batches)
     api.register_blueprint(health)
+    api.register_blueprint(metrics)
     return app
 
 

@@ -16,8 +16,8 @@ from api.errors import error_body
 from batchq.permissions import Caller
 from batchq.users import user_by_name_and_token, user_by_token
 
-#: Endpoints anyone may call: health, the OpenAPI document and its interactive docs.
-OPEN_ENDPOINTS = frozenset({"health.healthz", "api-docs.openapi_json",
+#: Endpoints anyone may call: health, metrics, the OpenAPI document and its interactive docs.
+OPEN_ENDPOINTS = frozenset({"health.healthz", "metrics.metrics", "api-docs.openapi_json",
                             "api-docs.openapi_swagger_ui", "static"})
 CHALLENGE = 'Bearer realm="batchq", Basic realm="batchq"'
 SECURITY_SCHEMES = {
