@@ -2,7 +2,7 @@
 
 A type with a source (``BatchType.source``) finds its own items. Its batch
 starts empty; each seed step calls ``source(params, cursor, limit)`` once, with
-``limit = pageSize * jobsPerSeed``, and stores the chunk, its pages, the new
+``limit = pageSize * jobsPerSeed`` (see ``chunk_limit``), and stores the chunk, its pages, the new
 totals and the next cursor in one transaction. So memory is one chunk whatever
 the source's size, and a seed that dies mid-read is re-sent by the monitor and
 reads the same chunk again from the last stored cursor: no item is stored twice.
@@ -24,6 +24,16 @@ from batchq.store import Row, utcnow
 from batchq.types import BatchType, SourceChunk
 
 log = logging.getLogger(__name__)
+
+
+#: A chunk holds at most this many items (or one page, if pages are larger): a seed's
+#: memory is one chunk, so it must not grow with pageSize * jobsPerSeed unchecked.
+MAX_CHUNK_ITEMS = 10_000
+
+
+def chunk_limit(page_size: int, jobs_per_seed: int) -> int:
+    """How many items one source call may return: ``jobsPerSeed`` pages, within bounds."""
+    return max(page_size, min(page_size * jobs_per_seed, MAX_CHUNK_ITEMS))
 
 
 class SourceBroke(Exception):
@@ -60,7 +70,7 @@ def _read_chunk(rt: Runtime, batch: Row) -> tuple[list[dict[str, Any]], Any]:
     """The item rows and next cursor of the chunk after the saved cursor."""
     batch_type = _type_of(rt, batch)
     assert batch_type.source is not None
-    limit = batch["page_size"] * batch["jobs_per_seed"]
+    limit = chunk_limit(batch["page_size"], batch["jobs_per_seed"])
     try:
         chunk = batch_type.source(batch["params"] or {}, batch["source_cursor"], limit)
     except Exception as exc:

@@ -14,6 +14,7 @@ from batchq.execution import seed_batch
 from batchq.monitoring import finalize_if_done, monitor_batch
 from batchq.paging import PageSpec, chunk_page_specs
 from batchq.runtime import Runtime
+from batchq.sources import chunk_limit
 from batchq.statuses import BatchStatus
 from batchq.tables import items
 from batchq.types import BatchType, SourceChunk
@@ -65,6 +66,13 @@ def test_chunk_pages_are_cut_per_chunk_and_only_the_last_is_short() -> None:
     assert chunk_page_specs(4, 250, 25, 10) == [
         PageSpec(4, 0, 250, 10), PageSpec(5, 0, 260, 10), PageSpec(6, 0, 270, 5)]
     assert chunk_page_specs(0, 0, 0, 10) == []
+
+
+def test_a_chunk_is_jobs_per_seed_pages_but_at_most_10_000_items_or_one_page() -> None:
+    assert chunk_limit(5, 2) == 10
+    assert chunk_limit(100, 100) == 10_000
+    assert chunk_limit(100, 1_000) == 10_000
+    assert chunk_limit(50_000, 3) == 50_000
 
 
 def test_a_source_batch_starts_empty_and_reads_its_source_chunk_by_chunk(
