@@ -65,6 +65,9 @@ def _refuse_cancel_of(batch: Row) -> None:
     if batch["stop_reason"] == StopReason.ABORT:
         raise Conflict(f"Batch {batch_id} is already stopping because too many items failed",
                        {"batchId": batch_id})
+    if batch["stop_reason"] == StopReason.SOURCE_FAILED:
+        raise Conflict(f"Batch {batch_id} is already stopping because its source failed",
+                       {"batchId": batch_id})
     if batch["finalizer"] is not None:
         raise Conflict(f"Batch {batch_id} is running its post-batch step and can no longer "
                        "be cancelled", {"batchId": batch_id})
@@ -101,6 +104,8 @@ def set_suspended(rt: Runtime, batch_id: str, suspended: bool) -> Row:
     if not suspended:
         queue_more_pages(rt, batch_id)
         rt.send("monitor", batch_id)
+        if before["source_exhausted"] is False:
+            rt.send("seed", batch_id)  # reading the source paused with the batch
     return get_batch(rt, batch_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,50 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
     batch = rt.store.create_batch(row, reader.chunks(raw_items), totals)
     rt.send("seed", batch_id)
     return batch
+
+
+def create_source_batch(rt: Runtime, request: NewBatch, *,
+                        process_run: bool = False) -> dict[str, Any]:
+    """Store a batch of a type with a source, with no item yet, and send its first seed.
+
+    The seed reads the source chunk by chunk (``batchq.sources``). With
+    ``process_run``, the batch is a batch-process run, of which a type has at
+    most one active: a second one fails with ``sqlalchemy.exc.IntegrityError``.
+    """
+    batch_type = rt.registry.get(request.type)
+    if batch_type.source is None:
+        raise InvalidBatch(f"Batch type {batch_type.code!r} has no source: post its items",
+                           {"type": batch_type.code})
+    batch_id = str(uuid.uuid4())
+    row = {**_batch_row(rt, request, batch_type, batch_id), "total_items": 0,
+           "stage_sizes": [], "total_jobs": 0, "source_cursor": None,
+           "source_exhausted": False, "process_run": process_run}
+    batch = rt.store.create_batch(row, [], dict)
+    rt.send("seed", batch_id)
+    return batch
+
+
+def source_item_rows(batch_id: str, batch_type: BatchType, raw_items: Iterable[Any],
+                     first_seq: int) -> list[dict[str, Any]]:
+    """Item rows of a chunk a source returned, numbered after the batch's first ``first_seq``.
+
+    The items pass the checks of posted items (key, payload, item schema); a
+    key is checked against the chunk's other keys only, not earlier chunks.
+    Every item is in stage 0. Raises ``InvalidBatch`` naming refused items by seq.
+    """
+    reader = _ItemReader(batch_id, batch_type, sys.maxsize)
+    reader.count = first_seq
+    reader.next_pos = {0: first_seq}
+    rows = [row for chunk in reader.chunks(raw_items) for row in chunk]
+    if reader.count == first_seq:
+        return []
+    reader.raise_if_refused()
+    staged = [row["seq"] for row in rows if row["stage"] != 0]
+    if staged:
+        raise InvalidBatch(f"{len(staged)} items carry a stage; a source batch has one stage",
+                           {"itemErrors": {str(seq): ["stage must not be set"]
+                                           for seq in staged[:MAX_REPORTED_ITEM_ERRORS]}})
+    return rows
 
 
 def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,

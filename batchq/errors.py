@@ -66,3 +66,13 @@ class Forbidden(BatchqError):
     """The caller may see the batch but not do this to it."""
 
     status_code = 403
+
+
+class BatchTypeNotFound(BatchqError):
+    """No batch type is registered under the code in the path (codes are case-sensitive)."""
+
+    status_code = 404
+
+
+class ProcessAlreadyRunning(Conflict):
+    """A batch process was started while a run of it is still active."""

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from batchq.errors import BatchqError, ItemFailed
 from batchq.runtime import Runtime
+from batchq.sources import seed_from_source
 from batchq.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
 from batchq.types import BatchType, ItemContext
 
@@ -22,10 +23,17 @@ log = logging.getLogger(__name__)
 
 
 def seed_batch(rt: Runtime, batch_id: str) -> bool:
-    """Create the next ``jobsPerSeed`` pages and queue what may run; True if more remain."""
-    created, more = rt.store.seed_pages(batch_id, utcnow())
-    if created:
-        log.info("Seeded %d pages of batch %s.", created, batch_id)
+    """Create the next ``jobsPerSeed`` pages and queue what may run; True if more remain.
+
+    A source batch reads its next chunk instead, which comes with its pages.
+    """
+    batch = rt.store.get_batch(batch_id)
+    if batch is not None and batch["source_exhausted"] is False:
+        more = seed_from_source(rt, batch_id)
+    else:
+        created, more = rt.store.seed_pages(batch_id, utcnow())
+        if created:
+            log.info("Seeded %d pages of batch %s.", created, batch_id)
     queue_more_pages(rt, batch_id)
     return more
 

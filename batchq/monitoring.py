@@ -83,7 +83,9 @@ def resend_lost_messages(rt: Runtime, batch_id: str) -> None:
     if batch is None or batch["status"] in FINAL_STATUSES or batch["stop_reason"]:
         return
     last_seed = batch["seeded_at"] or batch["created_at"]
-    if batch["jobs_created"] < batch["total_jobs"] and last_seed < stale_before:
+    reads_source = batch["source_exhausted"] is False and not batch["suspended"]
+    unseeded = batch["jobs_created"] < batch["total_jobs"] or reads_source
+    if unseeded and last_seed < stale_before:
         log.info("Re-sending the seed of batch %s: no seed step since %s.", batch_id, last_seed)
         rt.send("seed", batch_id)
 
@@ -97,17 +99,23 @@ def finalize_if_done(rt: Runtime, batch_id: str) -> BatchStatus | None:
         return None
     now = utcnow()
     if batch["stop_reason"] is not None:
-        status = (BatchStatus.CANCELLED if batch["stop_reason"] == StopReason.CANCEL
-                  else BatchStatus.TOO_MANY_FAILED)
-        return _complete(rt, batch_id, status)
-    if batch["jobs_completed"] < batch["total_jobs"]:
-        return None
+        status = _STOPPED_STATUS[StopReason(batch["stop_reason"])]
+        return _complete(rt, batch_id, status, failure_reason=batch["failure_reason"])
+    if batch["jobs_completed"] < batch["total_jobs"] or batch["source_exhausted"] is False:
+        return None  # pages to run, or a source still to read
     if batch["finalizer"] is not None:
         return _fail_stale_finalizer(rt, batch_id, now)
     post_batch = _post_batch_step(rt, batch["type"])
     if post_batch is None:
         return _complete(rt, batch_id, _done_status(batch))
     return _run_post_batch(rt, batch, post_batch)
+
+
+_STOPPED_STATUS = {
+    StopReason.CANCEL: BatchStatus.CANCELLED,
+    StopReason.ABORT: BatchStatus.TOO_MANY_FAILED,
+    StopReason.SOURCE_FAILED: BatchStatus.FAILED,
+}
 
 
 def _complete(rt: Runtime, batch_id: str, status: BatchStatus, **fields: Any) -> BatchStatus | None:

@@ -44,3 +44,14 @@ def page_specs(stage_sizes: StageSizes, page_size: int, start: int, limit: int) 
         if len(specs) >= limit:
             break
     return specs
+
+
+def chunk_page_specs(first_page_no: int, first_pos: int, count: int,
+                     page_size: int) -> list[PageSpec]:
+    """Pages of ``count`` items appended at ``first_pos`` of stage 0 (a source's chunk).
+
+    A source batch grows chunk by chunk, so its pages are cut per chunk: a page
+    never spans two chunks, and only a chunk's last page may be short.
+    """
+    return [PageSpec(first_page_no + n, 0, first_pos + start, min(page_size, count - start))
+            for n, start in enumerate(range(0, count, page_size))]

@@ -126,3 +126,13 @@ def tenant_of_new_batch(caller: Caller, requested: str | None, named: bool) -> s
             f"({caller.tenant_id!r}); other tenants need {_BACKEND}, {_ADMIN} and {_EDIT_ALL}",
             {"field": "tenantId"})
     return tenant
+
+
+def can_run_processes(caller: Caller) -> bool:
+    """May ``caller`` start and stop batch processes (runs across all tenants)?
+
+    A run changes every tenant's data, so it takes the rights to change every
+    tenant's batches: ADMIN_BACKEND_SERVICES + ADMIN_BATCHES + ADMIN_EDIT_ALL_ORGANISATIONS
+    (a system user holds them all).
+    """
+    return caller.holds(_BACKEND, _ADMIN, _EDIT_ALL)

@@ -28,10 +28,11 @@ FINAL_STATUSES = frozenset(set(BatchStatus) - ACTIVE_STATUSES)
 
 
 class StopReason(StrEnum):
-    """Why a batch drains: a user's cancel, or the failure threshold."""
+    """Why a batch drains: a user's cancel, the failure threshold, or its source failing."""
 
     CANCEL = "cancel"
     ABORT = "abort"
+    SOURCE_FAILED = "source_failed"
 
 
 class PageStatus(StrEnum):

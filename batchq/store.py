@@ -28,6 +28,7 @@ from batchq.page_store import (
     PageStore,
 )
 from batchq.paging import PageSpec, page_specs
+from batchq.source_store import SourceStore
 from batchq.statuses import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -70,7 +71,7 @@ class WorkQueueStatus:
     workers: list[str] = field(default_factory=list)
 
 
-class Store(PageStore):
+class Store(SourceStore, PageStore):
     """The storage of batches, pages, items and item errors."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -163,6 +164,8 @@ class Store(PageStore):
             batch = lock_batch(conn, batch_id)
             if batch is None or batch["status"] in FINAL_STATUSES or batch["stop_reason"]:
                 return 0, False
+            if batch["source_exhausted"] is not None:
+                return 0, False  # a source batch's pages come with its chunks (add_source_chunk)
             specs = page_specs(batch["stage_sizes"], batch["page_size"],
                                batch["jobs_created"], batch["jobs_per_seed"])
             if specs:

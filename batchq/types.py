@@ -7,7 +7,7 @@ User types live in the user's own modules, named by ``BATCHQ_TYPES`` or the
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from marshmallow import Schema
 
 from batchq.errors import ConfigurationError, UnknownBatchType
+from batchq.schedules import parse_cron
 
 _UNSET: Any = object()
 
@@ -41,8 +42,23 @@ class BatchSummary:
     failed_items: int
 
 
+@dataclass(frozen=True)
+class SourceChunk:
+    """What one call of a source returns: the next items, and where to read on.
+
+    ``items`` take the shapes of posted items (``{"key", "payload"}`` objects or
+    bare payloads, keyed by their position in the batch). ``next_cursor`` is
+    any JSON value, passed to the next call; None means the source is exhausted.
+    """
+
+    items: Sequence[Any]
+    next_cursor: Any = None
+
+
 ItemHandler = Callable[[Any, ItemContext], Any]
 PostBatchStep = Callable[[BatchSummary], Any]
+#: ``source(params, cursor, limit)``: at most ``limit`` items after ``cursor`` (None at first).
+Source = Callable[[Mapping[str, Any], Any, int], SourceChunk]
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,26 @@ class BatchType:
     can_cancel: bool = True
     stage_of: Callable[[Any], int] | None = None
     post_batch: PostBatchStep | None = None
+    #: Finds the type's own items, read by the seed chunk by chunk (README "Sources").
+    source: Source | None = None
+    #: A 5-field cron expression (UTC): celery beat starts a run of the type on it.
+    schedule: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source is not None and self.stage_of is not None:
+            raise ConfigurationError(
+                f"Batch type {self.code!r} has both a source and stage_of: a source batch "
+                "runs its items in one stage, in the order the source returns them")
+        if self.schedule is not None:
+            if self.source is None:
+                raise ConfigurationError(
+                    f"Batch type {self.code!r} has a schedule but no source: a scheduled run "
+                    "must find its own items")
+            try:
+                parse_cron(self.schedule)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"Batch type {self.code!r} has a bad schedule: {exc}") from exc
 
     def threshold(self, default: float | None) -> float | None:
         """The type's failure threshold, or ``default`` when the type sets none."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from batchq.types import BatchSummary, ItemContext, batch_type, registry
+from batchq.types import BatchSummary, ItemContext, SourceChunk, batch_type, registry
 
 
 def _append_marker(summary: BatchSummary) -> dict[str, Any]:
@@ -35,4 +37,25 @@ def poison(payload: Any, ctx: ItemContext) -> Any:
     """An item with {"exit": true} kills the process running it, every time."""
     if isinstance(payload, dict) and payload.get("exit"):
         os._exit(13)
+    return registry.get("echo").handler(payload, ctx)
+
+
+def _count_source(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChunk:
+    """Items ``{"n": i}`` keyed ``i`` for i < params["count"]; the cursor is the next i.
+
+    With ``stall_at`` and ``stall_marker``: the first read at cursor ``stall_at``
+    writes its pid to the marker file and sleeps, so a test can kill it mid-read.
+    """
+    start = cursor or 0
+    marker = params.get("stall_marker")
+    if start == params.get("stall_at") and marker and not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        time.sleep(600)
+    end = min(start + limit, params["count"])
+    items = [{"key": str(n), "payload": {"n": n}} for n in range(start, end)]
+    return SourceChunk(items, end if end < params["count"] else None)
+
+
+@batch_type("test-count-source", source=_count_source)
+def count_source(payload: Any, ctx: ItemContext) -> Any:
     return registry.get("echo").handler(payload, ctx)

@@ -10,8 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 
+from batchq.schedules import parse_cron
 from batchq.settings import Settings
+from batchq.types import Registry, load_types
 
 QUEUE = "batchq"
 
@@ -73,8 +76,31 @@ def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings.from_env()
     app = Celery("batchq", include=["workers.tasks"])
     app.conf.update(celery_config(settings))
+    app.conf.beat_schedule.update(scheduled_starts(load_types(settings.types)))
     app.conf.batchq_settings = settings
     return app
+
+
+def scheduled_starts(registry: Registry) -> dict[str, dict[str, Any]]:
+    """A beat entry per scheduled type: ``batchq.start_scheduled`` on the type's crontab.
+
+    Schedules are in Celery's timezone, UTC unless ``timezone`` is configured.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for code in registry.codes():
+        schedule = registry.get(code).schedule
+        if schedule is None:
+            continue
+        fields = parse_cron(schedule)
+        entries[f"start-scheduled:{code}"] = {
+            "task": "batchq.start_scheduled",
+            "schedule": crontab(minute=fields.minute, hour=fields.hour,
+                                day_of_month=fields.day_of_month,
+                                month_of_year=fields.month_of_year,
+                                day_of_week=fields.day_of_week),
+            "args": [code],
+        }
+    return entries
 
 
 class CeleryDispatcher:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from batchq.execution import run_job, seed_batch
 from batchq.monitoring import delete_expired_batches, monitor_all, monitor_batch
+from batchq.processes import start_scheduled as start_scheduled_run
 from batchq.runtime import Runtime, build_runtime
 from workers.app import CeleryDispatcher, app
 
@@ -73,3 +74,10 @@ def monitor(batch_id: str | None = None) -> None:
 def cleanup() -> int:
     """Delete batches past their retention."""
     return delete_expired_batches(runtime())
+
+
+@app.task(name="batchq.start_scheduled", **_RETRY)
+def start_scheduled(code: str) -> str | None:
+    """Start a run of a scheduled batch process; skipped while one is active."""
+    run = start_scheduled_run(runtime(), code)
+    return None if run is None else str(run["id"])

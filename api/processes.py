@@ -1,0 +1,90 @@
+"""``/batch-types/{code}/start`` and ``/stop``: runs of batch processes (seed 001).
+
+Starting and stopping a run, which works across all tenants, needs
+ADMIN_BACKEND_SERVICES + ADMIN_BATCHES + ADMIN_EDIT_ALL_ORGANISATIONS (or a
+system user). Codes are case-sensitive; an unknown code is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import RAISE, Schema, fields, validate
+
+from api.auth import current_caller
+from api.blueprint import Blueprint
+from batchq import processes
+from batchq.errors import Forbidden
+from batchq.permissions import can_run_processes
+from batchq.runtime import Runtime
+
+NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
+FORBIDDEN = ("You need ADMIN_BACKEND_SERVICES, ADMIN_BATCHES and ADMIN_EDIT_ALL_ORGANISATIONS "
+             "(or a system user)")
+
+blp = Blueprint("batch_processes", __name__, url_prefix="/batch-types",
+                description="Batch processes: start and stop runs of types with a source")
+
+
+class ProcessStartSchema(Schema):
+    """``POST /batch-types/{code}/start``; the body is optional."""
+
+    class Meta:
+        unknown = RAISE
+
+    params = fields.Dict(load_default=dict,
+                         metadata={"description": "The type's parameters, checked by its schema"})
+    description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
+
+
+class ProcessStartedSchema(Schema):
+    """The run a start created."""
+
+    process_id = fields.Str(data_key="processId", required=True,
+                            metadata={"description": "The run's batch id (GET /batches/{id})"})
+
+
+class ProcessStoppedSchema(Schema):
+    """What a stop did."""
+
+    was_stopped = fields.Bool(data_key="wasStopped", required=True, metadata={
+        "description": "True when a running run was told to drain; false when none ran"})
+
+
+def _runtime() -> Runtime:
+    caller = current_caller()
+    if not can_run_processes(caller):
+        raise Forbidden(f"User {caller.name!r} may not start or stop batch processes: "
+                        f"{FORBIDDEN}")
+    rt: Runtime = current_app.extensions["batchq"]
+    return rt
+
+
+@blp.route("/<code>/start", methods=["POST"])
+@blp.arguments(ProcessStartSchema, required=False)
+@blp.response(201, ProcessStartedSchema)
+@blp.alt_response(400, description="Params the type's schema refuses, or a malformed body")
+@blp.alt_response(401, description=NO_CREDENTIAL)
+@blp.alt_response(403, description=FORBIDDEN)
+@blp.alt_response(404, description="No batch type with that code (codes are case-sensitive)")
+@blp.alt_response(409, description="A run is already active (details.processId names it), "
+                                   "or the type has no source to start from")
+def start(body: dict[str, Any], code: str) -> dict[str, Any]:
+    """Start a run of a batch process: a batch whose type finds its own items"""
+    rt = _runtime()
+    run = processes.start_process(rt, code, created_by=current_caller().name,
+                                  params=body.get("params"),
+                                  description=body.get("description"))
+    return {"process_id": run["id"]}
+
+
+@blp.route("/<code>/stop", methods=["POST"])
+@blp.response(200, ProcessStoppedSchema)
+@blp.alt_response(401, description=NO_CREDENTIAL)
+@blp.alt_response(403, description=FORBIDDEN)
+@blp.alt_response(404, description="No batch type with that code (codes are case-sensitive)")
+@blp.alt_response(409, description="The type's runs cannot be cancelled")
+def stop(code: str) -> dict[str, bool]:
+    """Stop the active run of a batch process (drain: running pages finish)"""
+    return {"was_stopped": processes.stop_process(_runtime(), code)}
