@@ -253,6 +253,23 @@ def reset_storage() -> None:
 
     upgrade(DATABASE_URL)
     redis.Redis.from_url(BROKER_URL).flushdb()
+    _create_bench_user()
+
+
+#: The token of the system user the benchmark calls the API as (set by ``reset_storage``).
+_token = ""
+
+
+def _create_bench_user() -> None:
+    global _token
+    from batchq.db import create_engine
+    from batchq.users import NewUser, create_user
+
+    engine = create_engine(DATABASE_URL)
+    try:
+        _token = create_user(engine, NewUser("bench", is_system=True))
+    finally:
+        engine.dispose()
 
 
 # -- HTTP ---------------------------------------------------------------------------------
@@ -262,7 +279,9 @@ def http_json(port: int, method: str, path: str, body: bytes | None = None,
               timeout: float = 30) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {"Authorization": f"Bearer {_token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
