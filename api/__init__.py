@@ -26,9 +26,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from api.batches import blp as batches
     from api.health import blp as health
+    from api.items import blp as items
 
     api.register_blueprint(batches)
     api.register_blueprint(health)
+    api.register_blueprint(items)
     return app
 
 
