@@ -375,9 +375,13 @@ def summary_text(summary: dict[str, Any]) -> str:
         return "No item failed."
     lines = [f"{m['count']:>8}  {m['message']}  (e.g. {', '.join(m['sampleKeys'])})"
              for m in summary["messages"]]
-    lines.append(f"{summary['failedItems']} failed items, {summary['distinctMessages']} "
-                 f"distinct messages")
+    lines.append(f"{_count(summary['failedItems'], 'failed item')}, "
+                 f"{_count(summary['distinctMessages'], 'distinct message')}")
     return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 # -- changing -----------------------------------------------------------------------
