@@ -45,7 +45,8 @@ def _window(args: dict[str, Any]) -> Window:
 def errors(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """List the item errors of a batch, in input order"""
     rt, batch = _readable_batch(batch_id)
-    return {"total": batch["failed_items"], **args,
+    return {"total": batch["failed_items"], "first_result": args["first_result"],
+            "max_results": args["max_results"],
             "errors": item_reads.list_errors(rt.store.engine, batch_id, _window(args))}
 
 
@@ -77,5 +78,6 @@ def list_items(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
     for item in found:
         if item["error"] is None:
             del item["error"]
-    return {"total": item_reads.count_items(batch, status), "status": status, **args,
+    return {"total": item_reads.count_items(batch, status), "status": status,
+            "first_result": args["first_result"], "max_results": args["max_results"],
             "items": found}

@@ -117,11 +117,14 @@ class Client:
         wait = None if wait_forever else self.settings.timeout_seconds
         try:
             response = self.session.request(method, url, timeout=wait, **options)
-        except requests.exceptions.InvalidURL as exc:
-            raise ClientError(f"BATCHQ_URL={self.settings.url!r} is not a valid URL ({exc})"
-                              ) from exc
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise ClientError(f"BATCHQ_URL={self.settings.url!r} is not a valid URL; write it "
+                              f"like {DEFAULT_URL}") from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ClientError(unreachable_message(self.settings.url, exc)) from exc
+        except requests.RequestException as exc:
+            raise ClientError(f"The request to {url} failed: {exc}") from exc
         return self._decode(response)
 
     def _decode(self, response: requests.Response) -> Any:

@@ -166,10 +166,11 @@ def submit(batch_type: str, file: str, tenant: str | None, params: tuple[str, ..
                         ("description", description)):
         if value is not None:
             options[name] = value
-    batch = submit_batch(client(), batch_type, file, format_of(file, fmt), options)
+    api = client()
+    batch = submit_batch(api, batch_type, file, format_of(file, fmt), options)
     click.echo(batch["id"])
     if wait:
-        sys.exit(wait_for(client(), batch, interval))
+        sys.exit(wait_for(api, batch, interval))
 
 
 def wait_for(api: Client, batch: dict[str, Any], interval: float) -> int:
@@ -360,9 +361,9 @@ def errors_text(page: dict[str, Any], batch_id: str) -> str:
     first, total = page["firstResult"], page["total"]
     if not total:
         return "No item failed."
-    shown = f"Errors {first + 1}-{first + len(page['errors'])}" if page["errors"] else \
-        "No errors"
-    lines.append(f"{shown} of {total}")
+    if not page["errors"]:
+        return f"No errors past the first {first}; the batch has {total}."
+    lines.append(f"Errors {first + 1}-{first + len(page['errors'])} of {total}")
     if first + len(page["errors"]) < total:
         lines[-1] += f"; `batchq errors {batch_id} --first {first + len(page['errors'])}` " \
                      f"shows more"

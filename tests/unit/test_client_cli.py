@@ -98,6 +98,11 @@ def test_a_refused_submit_shows_the_servers_error_text(
     assert_clear_failure(result, "no-such-type", "HTTP 400")
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "ftp://127.0.0.1", "http:///no-host"])
+def test_a_malformed_batchq_url_is_named(url: str) -> None:
+    assert_clear_failure(run(url, "t", "ls"), f"BATCHQ_URL={url!r} is not a valid URL")
+
+
 def test_a_url_that_is_not_batchq_is_reported(token: str) -> None:
     app = Flask("not-batchq")
     app.add_url_rule("/batches/<bid>", "x", lambda bid: "<html>hello</html>")
@@ -293,6 +298,15 @@ def test_errors_of_a_batch_without_failures(url: str, token: str, rt: Runtime) -
     run_to_end(rt, batch_id)
 
     assert run(url, token, "errors", batch_id).output.strip() == "No item failed."
+
+
+def test_errors_past_the_end_say_how_many_there_are(url: str, token: str, rt: Runtime) -> None:
+    batch_id = create(rt, "echo", [{"fail": "x"}], failure_threshold=None)
+    run_to_end(rt, batch_id)
+
+    result = run(url, token, "errors", batch_id, "--first", "5")
+
+    assert result.output.strip() == "No errors past the first 5; the batch has 1."
 
 
 def test_suspend_resume_and_cancel_change_the_batch(url: str, token: str, rt: Runtime) -> None:
