@@ -26,11 +26,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from api.batches import blp as batches
     from api.health import blp as health
+    from api.items import blp as items
     from api.metrics import blp as metrics
     from api.processes import blp as batch_processes
 
     api.register_blueprint(batches)
     api.register_blueprint(health)
+    api.register_blueprint(items)
     api.register_blueprint(metrics)
     api.register_blueprint(batch_processes)
     return app

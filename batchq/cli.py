@@ -15,6 +15,7 @@ from types import FrameType
 
 import click
 
+from batchq.client_cli import COMMANDS as CLIENT_COMMANDS
 from batchq.db import create_engine
 from batchq.errors import BatchqError
 from batchq.migrate import upgrade
@@ -31,6 +32,10 @@ API_TIMEOUT_SECONDS = 600
 def main() -> None:
     """batchq: a distributed batch-job service."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+for _command in CLIENT_COMMANDS:  # submit, status, ls, errors, ...: over the REST API
+    main.add_command(_command)
 
 
 @main.command()

@@ -1,0 +1,104 @@
+"""Schemas of ``/batches/{id}/items``, ``/errors`` and ``/errors/summary``."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from batchq.item_reads import (
+    DEFAULT_MAX_RESULTS,
+    DEFAULT_TOP_MESSAGES,
+    MAX_RESULTS,
+    MAX_TOP_MESSAGES,
+    ItemStatus,
+)
+
+_STATUSES = [status.value for status in ItemStatus]
+
+
+class WindowQuerySchema(Schema):
+    """``firstResult`` and ``maxResults``; out of range is a 400, never a silent clamp."""
+
+    class Meta:
+        unknown = RAISE
+
+    first_result = fields.Int(data_key="firstResult", load_default=0,
+                              validate=validate.Range(min=0, max=2**31 - 1),
+                              metadata={"description": "How many rows to skip (default 0)"})
+    max_results = fields.Int(data_key="maxResults", load_default=DEFAULT_MAX_RESULTS,
+                             validate=validate.Range(min=1, max=MAX_RESULTS),
+                             metadata={"description": f"At most this many rows, 1 to "
+                                                      f"{MAX_RESULTS} (default "
+                                                      f"{DEFAULT_MAX_RESULTS})"})
+
+
+class ItemQuerySchema(WindowQuerySchema):
+    """``GET /batches/{id}/items``."""
+
+    status = fields.Str(validate=validate.OneOf(_STATUSES), metadata={
+        "description": "Only items with this outcome (default: every item)"})
+
+
+class SummaryQuerySchema(Schema):
+    """``GET /batches/{id}/errors/summary``."""
+
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Int(load_default=DEFAULT_TOP_MESSAGES,
+                       validate=validate.Range(min=1, max=MAX_TOP_MESSAGES),
+                       metadata={"description": f"How many messages, 1 to {MAX_TOP_MESSAGES} "
+                                                f"(default {DEFAULT_TOP_MESSAGES})"})
+
+
+class ItemErrorSchema(Schema):
+    index = fields.Int(attribute="seq", metadata={"description": "The item's 0-based position "
+                                                                 "in the input"})
+    key = fields.Str()
+    message = fields.Str()
+    failed_at = fields.DateTime(data_key="failedAt")
+
+
+class ErrorPageSchema(Schema):
+    """A page of a batch's item errors, in input order."""
+
+    total = fields.Int(metadata={"description": "All errors of the batch (= failedItems)"})
+    first_result = fields.Int(data_key="firstResult")
+    max_results = fields.Int(data_key="maxResults")
+    errors = fields.List(fields.Nested(ItemErrorSchema))
+
+
+class ItemSchema(Schema):
+    index = fields.Int(attribute="seq", metadata={"description": "The item's 0-based position "
+                                                                 "in the input"})
+    key = fields.Str()
+    stage = fields.Int()
+    payload = fields.Raw(allow_none=True)
+    status = fields.Str(validate=validate.OneOf(_STATUSES))
+    error = fields.Str(metadata={"description": "The error message; only on failed items"})
+
+
+class ItemPageSchema(Schema):
+    """A page of a batch's items, in input order."""
+
+    total = fields.Int(metadata={"description": "Items of the batch with that status"})
+    status = fields.Str(allow_none=True, validate=validate.OneOf(_STATUSES),
+                        metadata={"description": "The filter, null for every item"})
+    first_result = fields.Int(data_key="firstResult")
+    max_results = fields.Int(data_key="maxResults")
+    items = fields.List(fields.Nested(ItemSchema))
+
+
+class MessageCountSchema(Schema):
+    message = fields.Str()
+    count = fields.Int()
+    sample_keys = fields.List(fields.Str(), data_key="sampleKeys",
+                              metadata={"description": "Up to 3 keys, first in input order"})
+
+
+class ErrorSummarySchema(Schema):
+    """The most frequent error messages of a batch."""
+
+    failed_items = fields.Int(data_key="failedItems")
+    distinct_messages = fields.Int(data_key="distinctMessages")
+    messages = fields.List(fields.Nested(MessageCountSchema),
+                           metadata={"description": "By count, highest first"})
