@@ -24,10 +24,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_error_handlers(app)
     register_authentication(app)
 
+    from api.batch_types import blp as batch_types
     from api.batches import blp as batches
     from api.health import blp as health
 
     api.register_blueprint(batches)
+    api.register_blueprint(batch_types)
     api.register_blueprint(health)
     return app
 

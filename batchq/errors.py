@@ -66,3 +66,15 @@ class Forbidden(BatchqError):
     """The caller may see the batch but not do this to it."""
 
     status_code = 403
+
+
+class BatchTypeNotFound(BatchqError):
+    """No batch type is registered under that code (codes are case-sensitive)."""
+
+    status_code = 404
+
+
+class ResultFileNotFound(BatchqError):
+    """The batch has no result file (yet, or at all)."""
+
+    status_code = 404
