@@ -27,8 +27,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from api.batch_types import blp as batch_types
     from api.batches import blp as batches
     from api.health import blp as health
+    from api.results import blp as results
 
     api.register_blueprint(batches)
+    api.register_blueprint(results)
     api.register_blueprint(batch_types)
     api.register_blueprint(health)
     return app

@@ -37,10 +37,29 @@ def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
                            "workers": queue.workers},
         item_errors={row["key"]: row["message"] for row in errors},
         item_errors_truncated=batch["failed_items"] > len(errors),
+        current_stage=rt.store.current_stage(batch),
+        result_file=_result_file_info(rt, batch),
     )
-    if not batch["progress_description"]:
+    if not batch["progress_description"] or not _running(batch):
+        # A handler's description tells how the work goes; once the batch stops or
+        # pauses, the sentence batchq writes says so instead.
         batch["progress_description"] = _progress_sentence(batch)
     return batch
+
+
+def _running(batch: Row) -> bool:
+    return batch["status"] not in FINAL_STATUSES and not batch["suspended"]
+
+
+def _result_file_info(rt: Runtime, batch: Row) -> dict[str, Any] | None:
+    """Name, media type, size and address of the result file of a finished batch."""
+    if batch["status"] not in FINAL_STATUSES:
+        return None
+    info = rt.store.result_file_info(batch["id"])
+    if info is None:
+        return None
+    return {"filename": info.filename, "media_type": info.media_type, "size": info.size,
+            "url": f"/batches/{batch['id']}/result-file"}
 
 
 def cancel_batch(rt: Runtime, batch_id: str) -> Row:
