@@ -16,7 +16,7 @@ from datetime import timedelta
 from batchq.errors import BatchqError, ItemFailed
 from batchq.runtime import Runtime
 from batchq.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
-from batchq.types import BatchType, ItemContext
+from batchq.types import BatchType, ItemContext, ProgressNote
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +113,18 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
     except BatchqError as exc:
         batch_type, missing = None, f"batch type {claim.type!r} is not loaded on {worker}: {exc}"
     failures: list[ItemFailure] = []
+    progress = ProgressNote()  # what the page's handlers last said, committed with its counters
     for row in rows:
         if batch_type is None:
             message: str | None = missing
         else:
-            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params)
+            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress)
             message = _run_item(batch_type, row["payload"], context)
         if message is not None:
             failures.append(ItemFailure(claim.stage, row["pos"], row["seq"], row["key"], message))
         keep_leases()
-    return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures), failures)
+    return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures), failures,
+                       progress_description=progress.text)
 
 
 def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Callable[[], None]:
