@@ -108,6 +108,8 @@ class BatchSchema(Schema):
     finished_at = fields.DateTime(data_key="finishedAt", allow_none=True)
     failure_reason = fields.Str(data_key="failureReason", allow_none=True)
     result = fields.Raw(allow_none=True)
+    cancellation_behaviour = fields.Str(data_key="cancellationBehaviour", metadata={
+        "description": "CanCancel, or CannotCancel: DELETE answers 409 and the batch runs on"})
     result_file = fields.Nested(ResultFileInfoSchema, data_key="resultFile", allow_none=True,
                                 metadata={"description": "The post-batch step's file, if any"})
     work_queue_status = fields.Nested(WorkQueueStatusSchema, data_key="workQueueStatus")

@@ -13,6 +13,7 @@ from batchq.statuses import FINAL_STATUSES, BatchStatus, StopReason
 from batchq.store import Row, utcnow
 
 MAX_ITEM_ERRORS_SHOWN = 100
+CAN_CANCEL, CANNOT_CANCEL = "CanCancel", "CannotCancel"
 
 
 def get_batch(rt: Runtime, batch_id: str) -> Row:
@@ -38,6 +39,7 @@ def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
         item_errors={row["key"]: row["message"] for row in errors},
         item_errors_truncated=batch["failed_items"] > len(errors),
         current_stage=rt.store.current_stage(batch),
+        cancellation_behaviour=cancellation_behaviour(rt, batch["type"]),
         result_file=_result_file_info(rt, batch),
     )
     if not batch["progress_description"] or not _running(batch):
@@ -62,12 +64,23 @@ def _result_file_info(rt: Runtime, batch: Row) -> dict[str, Any] | None:
             "url": f"/batches/{batch['id']}/result-file"}
 
 
+def cancellation_behaviour(rt: Runtime, code: str) -> str:
+    """Seed 004's CancellationBehaviour of a type: ``CanCancel`` or ``CannotCancel``.
+
+    A type this process has not loaded is cancellable: a cancel only drains.
+    """
+    if code in rt.registry and not rt.registry.get(code).can_cancel:
+        return CANNOT_CANCEL
+    return CAN_CANCEL
+
+
 def cancel_batch(rt: Runtime, batch_id: str) -> Row:
     """Drain-style cancel: no new page starts, running pages finish and are counted."""
     batch = get_batch(rt, batch_id)
-    if batch["type"] in rt.registry and not rt.registry.get(batch["type"]).can_cancel:
-        raise Conflict(f"Batches of type {batch['type']!r} cannot be cancelled",
-                       {"batchId": batch_id})
+    if cancellation_behaviour(rt, batch["type"]) == CANNOT_CANCEL:
+        raise Conflict(f"Batches of type {batch['type']!r} cannot be cancelled "
+                       f"({CANNOT_CANCEL}); batch {batch_id} runs to completion",
+                       {"batchId": batch_id, "cancellationBehaviour": CANNOT_CANCEL})
     before = rt.store.request_cancel(batch_id, utcnow())
     if before is None:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from batchq.control import cancellation_behaviour
 from batchq.errors import BatchTypeNotFound
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, PageStatus
@@ -51,7 +52,7 @@ def describe(rt: Runtime, batch_type: BatchType) -> dict[str, Any]:
     return {
         "type": {"code": batch_type.code, "name": batch_type.name or batch_type.code,
                  "description": batch_type.description},
-        "cancellation_behaviour": "CanCancel" if batch_type.can_cancel else "CannotCancel",
+        "cancellation_behaviour": cancellation_behaviour(rt, batch_type.code),
         # Every batch runs on however many workers consume the queue.
         "distributed": True,
         "status": _status(rt, batch_type.code, run, queue.workers if queue else []),

@@ -219,3 +219,22 @@ def test_the_registry_is_in_the_openapi_document(client: FlaskClient) -> None:
     paths = client.get("/openapi.json").get_json()["paths"]
     assert set(paths["/batch-types/{code}"]["get"]["responses"]) >= {"200", "401", "403", "404"}
     assert "200" in paths["/batch-types"]["get"]["responses"]
+
+
+def test_delete_of_a_batch_whose_type_cannot_be_cancelled_is_a_409_and_it_runs_on(
+    client: FlaskClient, rt: Runtime, new_type: NewType
+) -> None:
+    code, _calls = new_type(can_cancel=False)
+    batch_id = create(rt, code, ok_items(2))
+
+    response = client.delete(f"/batches/{batch_id}")
+
+    assert response.status_code == 409
+    assert response.get_json()["details"] == {"batchId": batch_id,
+                                              "cancellationBehaviour": "CannotCancel"}
+    batch = client.get(f"/batches/{batch_id}").get_json()
+    assert (batch["status"], batch["cancellationBehaviour"]) == ("Waiting", "CannotCancel")
+    run_to_end(rt, batch_id)
+    assert client.get(f"/batches/{batch_id}").get_json()["status"] == "Completed"
+    echo = create(rt, "echo", ok_items(1))
+    assert client.get(f"/batches/{echo}").get_json()["cancellationBehaviour"] == "CanCancel"
