@@ -8,6 +8,7 @@ from typing import Any
 from batchq.creation import check_text
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.execution import queue_more_pages
+from batchq.paging import stage_of_page
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, BatchStatus, StopReason
 from batchq.store import Row, utcnow
@@ -38,7 +39,7 @@ def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
                            "workers": queue.workers},
         item_errors={row["key"]: row["message"] for row in errors},
         item_errors_truncated=batch["failed_items"] > len(errors),
-        current_stage=rt.store.current_stage(batch),
+        current_stage=_current_stage(batch),
         cancellation_behaviour=cancellation_behaviour(rt, batch["type"]),
         result_file=_result_file_info(rt, batch),
     )
@@ -47,6 +48,19 @@ def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
         # pauses, the sentence batchq writes says so instead.
         batch["progress_description"] = _progress_sentence(batch)
     return batch
+
+
+def _current_stage(batch: Row) -> int | None:
+    """The stage whose pages run now; None unless the batch is staged and unfinished.
+
+    No page of a stage starts before every page of the earlier ones is done, so
+    the done pages are always the first ``jobs_completed`` in stage order plus
+    none after: the next page in that order is of the current stage. Arithmetic
+    on the batch row, no query.
+    """
+    if len(batch["stage_sizes"]) < 2 or batch["status"] in FINAL_STATUSES:
+        return None
+    return stage_of_page(batch["stage_sizes"], batch["page_size"], batch["jobs_completed"])
 
 
 def _running(batch: Row) -> bool:
@@ -77,6 +91,7 @@ def cancellation_behaviour(rt: Runtime, code: str) -> str:
 def cancel_batch(rt: Runtime, batch_id: str) -> Row:
     """Drain-style cancel: no new page starts, running pages finish and are counted."""
     batch = get_batch(rt, batch_id)
+    _refuse_cancel_of(batch)  # a finished batch says so, whatever its type
     if cancellation_behaviour(rt, batch["type"]) == CANNOT_CANCEL:
         raise Conflict(f"Batches of type {batch['type']!r} cannot be cancelled "
                        f"({CANNOT_CANCEL}); batch {batch_id} runs to completion",

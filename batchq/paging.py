@@ -44,3 +44,9 @@ def page_specs(stage_sizes: StageSizes, page_size: int, start: int, limit: int) 
         if len(specs) >= limit:
             break
     return specs
+
+
+def stage_of_page(stage_sizes: StageSizes, page_size: int, page_no: int) -> int | None:
+    """The stage page ``page_no`` belongs to; None past the last page."""
+    specs = page_specs(stage_sizes, page_size, page_no, 1)
+    return specs[0].stage if specs else None

@@ -1,4 +1,4 @@
-"""Queries of what a batch reports beyond its counters: result files, item errors, its stage.
+"""Queries of what a batch reports beyond its counters: result files and item errors.
 
 Mixed into ``batchq.store.Store``. None of them scans a batch's items.
 """
@@ -8,13 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.paging import page_specs
-from batchq.statuses import FINAL_STATUSES
-from batchq.store_base import current_stage
 from batchq.tables import item_errors, result_files
 from batchq.types import ResultFile
 
@@ -32,7 +28,7 @@ class ResultFileInfo:
 
 
 class ReportStore:
-    """Result files, item errors streamed in order, and the current stage of a batch."""
+    """Result files, and item errors streamed in order."""
 
     engine: sa.Engine
 
@@ -81,18 +77,3 @@ class ReportStore:
             if len(chunk) < ERROR_CHUNK:
                 return
             after = chunk[-1].seq
-
-    def current_stage(self, batch: Any) -> int | None:
-        """The stage whose pages run now: None unless the batch is staged and unfinished.
-
-        The lowest stage with an unfinished page; when every page created so
-        far is done but the seed has more to create, the stage of the next one.
-        """
-        if len(batch["stage_sizes"]) < 2 or batch["status"] in FINAL_STATUSES:
-            return None
-        with self.engine.connect() as conn:
-            stage = conn.execute(sa.select(current_stage(batch["id"]))).scalar()
-        if stage is None and batch["jobs_created"] < batch["total_jobs"]:
-            specs = page_specs(batch["stage_sizes"], batch["page_size"], batch["jobs_created"], 1)
-            stage = specs[0].stage if specs else None
-        return None if stage is None else int(stage)

@@ -101,3 +101,22 @@ def test_a_type_that_cannot_be_cancelled_answers_409_and_runs_to_completion(
     assert batch["status"] == "Completed"
     assert batch["processedItems"] == batch["totalItems"] == 300
     cluster.assert_counts_are_exact(batch_id)
+
+
+def test_a_staged_batch_shows_its_stages_in_order_then_none(cluster: Cluster) -> None:
+    items = [{"key": f"{kind}-{n}", "stage": stage, "payload": {"n": n, "sleep": 0.05}}
+             for stage, kind in ((0, "block"), (1, "chain"), (2, "customer")) for n in range(20)]
+    batch_id = cluster.create(items, pageSize=5)
+    seen: list[int] = []
+
+    def record_stage() -> bool:
+        batch = cluster.get(batch_id)
+        if batch["currentStage"] is not None and seen[-1:] != [batch["currentStage"]]:
+            seen.append(batch["currentStage"])
+        return batch["status"] not in ("Waiting", "Processing")
+
+    cluster.start_worker(concurrency=2)
+    wait_until(record_stage, 120, "the staged batch to finish")
+
+    assert seen == [0, 1, 2]
+    assert cluster.get(batch_id)["currentStage"] is None

@@ -238,3 +238,15 @@ def test_delete_of_a_batch_whose_type_cannot_be_cancelled_is_a_409_and_it_runs_o
     assert client.get(f"/batches/{batch_id}").get_json()["status"] == "Completed"
     echo = create(rt, "echo", ok_items(1))
     assert client.get(f"/batches/{echo}").get_json()["cancellationBehaviour"] == "CanCancel"
+
+
+def test_delete_of_a_finished_cannot_cancel_batch_says_it_finished(
+    client: FlaskClient, rt: Runtime, new_type: NewType
+) -> None:
+    code, _calls = new_type(can_cancel=False)
+    batch_id = create(rt, code, ok_items(1))
+    run_to_end(rt, batch_id)
+    response = client.delete(f"/batches/{batch_id}")
+    assert response.status_code == 409
+    assert response.get_json()["error"] == (
+        f"Batch {batch_id} already finished with status Completed")
