@@ -17,7 +17,8 @@ blp = Blueprint("results", __name__, url_prefix="/batches",
 
 
 @blp.route("/<batch_id>/result-file")
-@blp.response(200, content_type="application/octet-stream", description=(
+@blp.response(200, {"type": "string", "format": "binary"},
+              content_type="application/octet-stream", description=(
     "The file, with the media type the post-batch step gave it and "
     "Content-Disposition: attachment; filename=..."))
 @blp.alt_response(401, description="No credential, or a wrong one")

@@ -206,3 +206,11 @@ def test_item_errors_are_read_in_input_order_a_chunk_at_a_time(
              for n in range(12)]
     finish(rt, code, items)
     assert seen == [[(f"k{n}", f"e{n}") for n in range(1, 12, 2)]]
+
+
+def test_the_result_file_download_is_in_the_openapi_document(client: FlaskClient) -> None:
+    responses = client.get("/openapi.json").get_json()["paths"][
+        "/batches/{batch_id}/result-file"]["get"]["responses"]
+    assert responses["200"]["content"]["application/octet-stream"]["schema"] == {
+        "type": "string", "format": "binary"}
+    assert {"401", "404"} <= set(responses)
