@@ -72,7 +72,7 @@ class WorkQueueStatus:
 
 
 class Store(PageStore, ReportStore):
-    """The storage of batches, pages, items and item errors."""
+    """The storage of batches, pages, items, item errors and result files."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine

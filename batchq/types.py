@@ -32,6 +32,7 @@ class ProgressNote:
         self.text: str | None = None
 
     def set(self, text: str) -> None:
+        """Keep ``text``, cleaned of what the database cannot store and cut to length."""
         if not isinstance(text, str):
             raise TypeError(f"a progress description is a str, not {type(text).__name__}")
         # PostgreSQL text holds neither NUL nor lone surrogates: drop them here, not at commit.
