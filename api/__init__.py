@@ -24,17 +24,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_error_handlers(app)
     register_authentication(app)
 
+    from api.batch_types import blp as batch_types
     from api.batches import blp as batches
     from api.health import blp as health
     from api.items import blp as items
     from api.metrics import blp as metrics
     from api.processes import blp as batch_processes
+    from api.results import blp as results
 
     api.register_blueprint(batches)
-    api.register_blueprint(health)
     api.register_blueprint(items)
-    api.register_blueprint(metrics)
+    api.register_blueprint(results)
+    api.register_blueprint(batch_types)
     api.register_blueprint(batch_processes)
+    api.register_blueprint(health)
+    api.register_blueprint(metrics)
     return app
 
 

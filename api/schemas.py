@@ -66,6 +66,13 @@ class WorkQueueStatusSchema(Schema):
     workers = fields.List(fields.Str(), metadata={"description": "Processes running them"})
 
 
+class ResultFileInfoSchema(Schema):
+    filename = fields.Str()
+    media_type = fields.Str(data_key="mediaType")
+    size = fields.Int(metadata={"description": "Bytes"})
+    url = fields.Str(metadata={"description": "Where to download it"})
+
+
 class BatchSchema(Schema):
     """A batch as ``GET /batches/{id}`` shows it."""
 
@@ -90,12 +97,21 @@ class BatchSchema(Schema):
     retention_days = fields.Int(data_key="retentionDays")
     progress = fields.Str(metadata={"description": '"7 out of 20" jobs'})
     progress_percent = fields.Float(data_key="progressPercent")
-    progress_description = fields.Str(data_key="progressDescription", allow_none=True)
+    progress_description = fields.Str(data_key="progressDescription", allow_none=True, metadata={
+        "description": "The handler's latest ItemContext.set_progress text while the batch "
+                       "runs; otherwise a sentence batchq writes"})
+    current_stage = fields.Int(data_key="currentStage", allow_none=True, metadata={
+        "description": "Staged batches: the stage whose pages run now; null when not staged "
+                       "or finished"})
     created_at = fields.DateTime(data_key="createdAt")
     started_at = fields.DateTime(data_key="startedAt", allow_none=True)
     finished_at = fields.DateTime(data_key="finishedAt", allow_none=True)
     failure_reason = fields.Str(data_key="failureReason", allow_none=True)
     result = fields.Raw(allow_none=True)
+    cancellation_behaviour = fields.Str(data_key="cancellationBehaviour", metadata={
+        "description": "CanCancel, or CannotCancel: DELETE answers 409 and the batch runs on"})
+    result_file = fields.Nested(ResultFileInfoSchema, data_key="resultFile", allow_none=True,
+                                metadata={"description": "The post-batch step's file, if any"})
     work_queue_status = fields.Nested(WorkQueueStatusSchema, data_key="workQueueStatus")
     item_errors = fields.Dict(keys=fields.Str(), values=fields.Str(), data_key="itemErrors",
                               metadata={"description": "{item key: message}, capped"})

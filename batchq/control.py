@@ -8,11 +8,13 @@ from typing import Any
 from batchq.creation import check_text
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.execution import queue_more_pages
+from batchq.paging import stage_of_page
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, BatchStatus, StopReason
 from batchq.store import Row, utcnow
 
 MAX_ITEM_ERRORS_SHOWN = 100
+CAN_CANCEL, CANNOT_CANCEL = "CanCancel", "CannotCancel"
 
 
 def get_batch(rt: Runtime, batch_id: str) -> Row:
@@ -37,18 +39,63 @@ def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
                            "workers": queue.workers},
         item_errors={row["key"]: row["message"] for row in errors},
         item_errors_truncated=batch["failed_items"] > len(errors),
+        current_stage=_current_stage(batch),
+        cancellation_behaviour=cancellation_behaviour(rt, batch["type"]),
+        result_file=_result_file_info(rt, batch),
     )
-    if not batch["progress_description"]:
+    if not batch["progress_description"] or not _running(batch):
+        # A handler's description tells how the work goes; once the batch stops or
+        # pauses, the sentence batchq writes says so instead.
         batch["progress_description"] = _progress_sentence(batch)
     return batch
+
+
+def _current_stage(batch: Row) -> int | None:
+    """The stage whose pages run now; None unless the batch is staged and unfinished.
+
+    No page of a stage starts before every page of the earlier ones is done, so
+    the done pages are always the first ``jobs_completed`` in stage order plus
+    none after: the next page in that order is of the current stage. Arithmetic
+    on the batch row, no query.
+    """
+    if len(batch["stage_sizes"]) < 2 or batch["status"] in FINAL_STATUSES:
+        return None
+    return stage_of_page(batch["stage_sizes"], batch["page_size"], batch["jobs_completed"])
+
+
+def _running(batch: Row) -> bool:
+    return batch["status"] not in FINAL_STATUSES and not batch["suspended"]
+
+
+def _result_file_info(rt: Runtime, batch: Row) -> dict[str, Any] | None:
+    """Name, media type, size and address of the result file of a finished batch."""
+    if batch["status"] not in FINAL_STATUSES:
+        return None
+    info = rt.store.result_file_info(batch["id"])
+    if info is None:
+        return None
+    return {"filename": info.filename, "media_type": info.media_type, "size": info.size,
+            "url": f"/batches/{batch['id']}/result-file"}
+
+
+def cancellation_behaviour(rt: Runtime, code: str) -> str:
+    """Seed 004's CancellationBehaviour of a type: ``CanCancel`` or ``CannotCancel``.
+
+    A type this process has not loaded is cancellable: a cancel only drains.
+    """
+    if code in rt.registry and not rt.registry.get(code).can_cancel:
+        return CANNOT_CANCEL
+    return CAN_CANCEL
 
 
 def cancel_batch(rt: Runtime, batch_id: str) -> Row:
     """Drain-style cancel: no new page starts, running pages finish and are counted."""
     batch = get_batch(rt, batch_id)
-    if batch["type"] in rt.registry and not rt.registry.get(batch["type"]).can_cancel:
-        raise Conflict(f"Batches of type {batch['type']!r} cannot be cancelled",
-                       {"batchId": batch_id})
+    _refuse_cancel_of(batch)  # a finished batch says so, whatever its type
+    if cancellation_behaviour(rt, batch["type"]) == CANNOT_CANCEL:
+        raise Conflict(f"Batches of type {batch['type']!r} cannot be cancelled "
+                       f"({CANNOT_CANCEL}); batch {batch_id} runs to completion",
+                       {"batchId": batch_id, "cancellationBehaviour": CANNOT_CANCEL})
     before = rt.store.request_cancel(batch_id, utcnow())
     if before is None:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})

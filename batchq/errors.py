@@ -76,3 +76,9 @@ class BatchTypeNotFound(BatchqError):
 
 class ProcessAlreadyRunning(Conflict):
     """A batch process was started while a run of it is still active."""
+
+
+class ResultFileNotFound(BatchqError):
+    """The batch has no result file (yet, or at all)."""
+
+    status_code = 404

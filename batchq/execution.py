@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from batchq.errors import BatchqError, ItemFailed
+from batchq.heartbeat import LeaseHeartbeat
 from batchq.runtime import Runtime
 from batchq.sources import seed_from_source
 from batchq.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
-from batchq.types import BatchType, ItemContext
+from batchq.types import BatchType, ItemContext, ProgressNote
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,19 @@ def _pages_per_claim(seconds_per_page: float) -> int:
 
 
 def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> list[PageOutcome]:
-    """Run claimed pages one after the other, keeping the leases of all of them alive."""
-    keep_leases = _lease_keeper(rt, claims, worker)
-    return [run_page(rt, claim, worker, keep_leases) for claim in claims]
+    """Run claimed pages one after the other; a heartbeat keeps all their leases alive,
+    however long one item takes (up to ``item_timeout_seconds``)."""
+    with LeaseHeartbeat(rt, claims, worker) as heartbeat:
+        return [run_page(rt, claim, worker, heartbeat.item_done) for claim in claims]
 
 
 def run_page(rt: Runtime, claim: PageClaim, worker: str,
              keep_leases: Callable[[], None] | None = None) -> PageOutcome:
-    """Run the handler on every item of the page; failures are recorded, not raised."""
+    """Run the handler on every item of the page; failures are recorded, not raised.
+
+    ``keep_leases`` is called after every item; by default it renews the page's
+    lease between items (``run_pages`` passes its heartbeat's instead).
+    """
     rows = claim.items or rt.store.read_page_items(
         claim.batch_id, claim.stage, claim.first_pos, claim.item_count)
     if keep_leases is None:
@@ -121,16 +127,18 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
     except BatchqError as exc:
         batch_type, missing = None, f"batch type {claim.type!r} is not loaded on {worker}: {exc}"
     failures: list[ItemFailure] = []
+    progress = ProgressNote()  # what the page's handlers last said, committed with its counters
     for row in rows:
         if batch_type is None:
             message: str | None = missing
         else:
-            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params)
+            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress)
             message = _run_item(batch_type, row["payload"], context)
         if message is not None:
             failures.append(ItemFailure(claim.stage, row["pos"], row["seq"], row["key"], message))
         keep_leases()
-    return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures), failures)
+    return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures), failures,
+                       progress_description=progress.text)
 
 
 def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Callable[[], None]:

@@ -13,13 +13,16 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from batchq.creation import json_problem
 from batchq.errors import BatchqError
 from batchq.execution import queue_more_pages
+from batchq.results import result_file_problem, split_post_batch_return
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
 from batchq.store import ItemFailure, PageOutcome, utcnow
-from batchq.types import BatchSummary
+from batchq.types import BatchSummary, ResultFile
 
 log = logging.getLogger(__name__)
 
@@ -142,23 +145,37 @@ def _run_post_batch(rt: Runtime, batch: Any, post_batch: Any) -> BatchStatus | N
     token = uuid.uuid4().hex
     if not rt.store.claim_finalizer(batch["id"], token, utcnow()):
         return None
-    summary = BatchSummary(batch["id"], batch["type"], batch["params"] or {},
-                           batch["total_items"], batch["processed_items"], batch["failed_items"])
+    batch_id = batch["id"]
+    summary = BatchSummary(batch_id, batch["type"], batch["params"] or {},
+                           batch["total_items"], batch["processed_items"], batch["failed_items"],
+                           read_errors=lambda: rt.store.iter_item_errors(batch_id))
     try:
-        result = post_batch(summary)
+        result, file = split_post_batch_return(post_batch(summary))
     except Exception as exc:
-        log.info("The post-batch step of batch %s raised %r.", batch["id"], exc)
+        log.info("The post-batch step of batch %s raised %r.", batch_id, exc)
         reason = f"Post-batch step failed: {type(exc).__name__}: {exc}"
-        return _complete(rt, batch["id"], BatchStatus.POST_BATCH_FAILED, finalizer=token,
+        return _complete(rt, batch_id, BatchStatus.POST_BATCH_FAILED, finalizer=token,
                          failure_reason=reason)
-    unstorable = _unstorable_result(result)
+    # Checked before completing: the store's write would raise after claim_finalizer and
+    # leave the batch Processing until post_batch_timeout_seconds, with the wrong reason.
+    unstorable = _unstorable_result(result) or result_file_problem(file)
+    if unstorable is None and file is not None:
+        unstorable = _store_result_file(rt, batch_id, file)
     if unstorable is not None:
-        # Checked before completing: the store's write would raise after claim_finalizer and
-        # leave the batch Processing until post_batch_timeout_seconds, with the wrong reason.
-        log.info("Batch %s fails its post-batch step: %s.", batch["id"], unstorable)
-        return _complete(rt, batch["id"], BatchStatus.POST_BATCH_FAILED, finalizer=token,
+        log.info("Batch %s fails its post-batch step: %s.", batch_id, unstorable)
+        return _complete(rt, batch_id, BatchStatus.POST_BATCH_FAILED, finalizer=token,
                          failure_reason=unstorable)
-    return _complete(rt, batch["id"], _done_status(batch), finalizer=token, result=result)
+    return _complete(rt, batch_id, _done_status(batch), finalizer=token, result=result)
+
+
+def _store_result_file(rt: Runtime, batch_id: str, file: ResultFile) -> str | None:
+    """Store the file before the batch finishes, so a finished batch shows it; or say why not."""
+    try:
+        rt.store.save_result_file(batch_id, file, utcnow())
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("Could not store the result file of batch %s: %s", batch_id, exc)
+        return f"The post-batch step's result file could not be stored: {type(exc).__name__}"
+    return None
 
 
 def _unstorable_result(result: Any) -> str | None:
@@ -182,7 +199,7 @@ def _fail_stale_finalizer(rt: Runtime, batch_id: str, now: Any) -> BatchStatus |
 
 
 def delete_expired_batches(rt: Runtime) -> int:
-    """Delete every batch past its retention (with its pages, items and errors)."""
+    """Delete every batch past its retention (with its pages, items, errors and result file)."""
     deleted = 0
     while ids := rt.store.delete_expired_batches(utcnow()):
         deleted += len(ids)

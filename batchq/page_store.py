@@ -82,6 +82,8 @@ class PageOutcome:
     page_no: int
     succeeded: int
     failures: Sequence[ItemFailure] = ()
+    #: What the page's handler last passed to ``ItemContext.set_progress``, if anything.
+    progress_description: str | None = None
 
 
 @dataclass
@@ -323,11 +325,14 @@ def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutc
                   now: datetime) -> dict[str, Any] | None:
     """Add the counted pages to the counters; a runnable Waiting batch becomes Processing.
 
+    The last progress description the counted pages carry replaces the batch's.
+
     This is the only statement of a worker's transaction that locks the batch
     row; it returns the row as it is after the change.
     """
     processed = sum(o.succeeded + len(o.failures) for o in counted)
     failed = sum(len(o.failures) for o in counted)
+    described = [o.progress_description for o in counted if o.progress_description is not None]
     statement = (
         sa.update(batches)
         .where(batches.c.id == batch_id)
@@ -341,6 +346,8 @@ def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutc
         )
         .returning(*batches.c)
     )
+    if described:  # the last page committed wins
+        statement = statement.values(progress_description=described[-1])
     row = conn.execute(statement).mappings().first()
     return None if row is None else dict(row)
 

@@ -55,3 +55,9 @@ def chunk_page_specs(first_page_no: int, first_pos: int, count: int,
     """
     return [PageSpec(first_page_no + n, 0, first_pos + start, min(page_size, count - start))
             for n, start in enumerate(range(0, count, page_size))]
+
+
+def stage_of_page(stage_sizes: StageSizes, page_size: int, page_no: int) -> int | None:
+    """The stage page ``page_no`` belongs to; None past the last page."""
+    specs = page_specs(stage_sizes, page_size, page_no, 1)
+    return specs[0].stage if specs else None

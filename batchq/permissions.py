@@ -136,3 +136,22 @@ def can_run_processes(caller: Caller) -> bool:
     (a system user holds them all).
     """
     return caller.holds(_BACKEND, _ADMIN, _EDIT_ALL)
+
+
+def can_read_registry(caller: Caller) -> bool:
+    """May ``caller`` read the batch-process registry (``/batch-types``)?
+
+    Each type shows its last run whoever started it, so the registry shows
+    runs of every tenant: it takes the right to read every tenant's batches
+    (ADMIN_BATCHES + ADMIN_VIEW_ALL_ORGANISATIONS, or the right to change them
+    all, which includes reading them; a system user holds both).
+    """
+    return read_scope(caller).everything
+
+
+def check_read_registry(caller: Caller) -> None:
+    """Raise ``Forbidden`` unless ``caller`` may read the batch-process registry."""
+    if not can_read_registry(caller):
+        raise Forbidden(f"User {caller.name!r} may not read the batch-process registry: it "
+                        f"shows the runs of every tenant, which needs {_ADMIN} and {_VIEW_ALL}",
+                        {"needs": [_ADMIN.value, _VIEW_ALL.value]})

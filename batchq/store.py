@@ -28,6 +28,7 @@ from batchq.page_store import (
     PageStore,
 )
 from batchq.paging import PageSpec, page_specs
+from batchq.report_store import ReportStore
 from batchq.source_store import SourceStore
 from batchq.statuses import (
     ACTIVE_STATUSES,
@@ -50,7 +51,7 @@ from batchq.store_base import (
     unqueue_pages,
     utcnow,
 )
-from batchq.tables import batches, item_errors, items, pages
+from batchq.tables import batches, item_errors, items, pages, result_files
 
 __all__ = [
     "ClaimRequest", "FinishResult", "ItemFailure", "PageClaim", "PageOutcome", "Row", "Store",
@@ -71,8 +72,8 @@ class WorkQueueStatus:
     workers: list[str] = field(default_factory=list)
 
 
-class Store(SourceStore, PageStore):
-    """The storage of batches, pages, items and item errors."""
+class Store(SourceStore, PageStore, ReportStore):
+    """The storage of batches, pages, items, item errors and result files."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -366,7 +367,8 @@ class Store(SourceStore, PageStore):
     # -- cleanup --------------------------------------------------------------
 
     def delete_expired_batches(self, now: datetime, limit: int = 100) -> list[str]:
-        """Delete finished batches past their retention, with their pages, items and errors."""
+        """Delete finished batches past their retention, with their pages, items, errors
+        and result files."""
         with self.engine.begin() as conn:
             ids = list(conn.execute(
                 sa.select(batches.c.id)
@@ -374,7 +376,7 @@ class Store(SourceStore, PageStore):
                 .where(batches.c.status.in_(status_values(FINAL_STATUSES)))
                 .order_by(batches.c.expires_at).limit(limit)
             ).scalars())
-            for table in (items, item_errors, pages):
+            for table in (items, item_errors, pages, result_files):
                 conn.execute(sa.delete(table).where(table.c.batch_id.in_(ids)))
             conn.execute(sa.delete(batches).where(batches.c.id.in_(ids)))
             return ids

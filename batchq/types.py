@@ -6,8 +6,10 @@ User types live in the user's own modules, named by ``BATCHQ_TYPES`` or the
 
 from __future__ import annotations
 
+import csv
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -20,6 +22,25 @@ from batchq.schedules import parse_cron
 _UNSET: Any = object()
 
 
+#: The longest progress description a batch keeps; a longer one is cut.
+MAX_PROGRESS_DESCRIPTION = 1000
+
+
+class ProgressNote:
+    """The latest progress description a handler set while running one page."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+
+    def set(self, text: str) -> None:
+        """Keep ``text``, cleaned of what the database cannot store and cut to length."""
+        if not isinstance(text, str):
+            raise TypeError(f"a progress description is a str, not {type(text).__name__}")
+        # PostgreSQL text holds neither NUL nor lone surrogates: drop them here, not at commit.
+        clean = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+        self.text = clean[:MAX_PROGRESS_DESCRIPTION]
+
+
 @dataclass(frozen=True)
 class ItemContext:
     """What a handler knows about the item it runs."""
@@ -28,6 +49,49 @@ class ItemContext:
     key: str
     stage: int
     params: Mapping[str, Any]
+    progress: ProgressNote = field(default_factory=ProgressNote, repr=False, compare=False)
+
+    def set_progress(self, text: str) -> None:
+        """Show ``text`` as the batch's ``progressDescription`` (e.g. "Escalated 40 of 200").
+
+        It is stored when the page's counters are committed, with no query of
+        its own; the description of the last page committed wins.
+        """
+        self.progress.set(text)
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A file a post-batch step produced, downloadable at ``GET /batches/{id}/result-file``."""
+
+    filename: str
+    content: bytes
+    media_type: str = "application/octet-stream"
+
+    @classmethod
+    def csv(cls, filename: str, header: Sequence[str],
+            rows: Iterable[Sequence[Any]]) -> ResultFile:
+        """A UTF-8 CSV file of ``header`` and ``rows``."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return cls(filename, buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8")
+
+
+@dataclass(frozen=True)
+class PostBatchResult:
+    """What a post-batch step may return to set both the ``result`` and a result file.
+
+    A step may also return a plain JSON value: that becomes the ``result``.
+    """
+
+    result: Any = None
+    file: ResultFile | None = None
+
+
+def _no_errors() -> Iterator[tuple[str, str]]:
+    return iter(())
 
 
 @dataclass(frozen=True)
@@ -40,6 +104,12 @@ class BatchSummary:
     total_items: int
     processed_items: int
     failed_items: int
+    read_errors: Callable[[], Iterator[tuple[str, str]]] = field(
+        default=_no_errors, repr=False, compare=False)
+
+    def item_errors(self) -> Iterator[tuple[str, str]]:
+        """(key, message) of every failed item, in input order, read a chunk at a time."""
+        return self.read_errors()
 
 
 @dataclass(frozen=True)
@@ -56,6 +126,7 @@ class SourceChunk:
 
 
 ItemHandler = Callable[[Any, ItemContext], Any]
+#: Returns a JSON value (the ``result``), a ``PostBatchResult``, or None.
 PostBatchStep = Callable[[BatchSummary], Any]
 #: ``source(params, cursor, limit)``: at most ``limit`` items after ``cursor`` (None at first).
 Source = Callable[[Mapping[str, Any], Any, int], SourceChunk]

@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from batchq.types import BatchSummary, ItemContext, SourceChunk, batch_type, registry
+from batchq.types import (
+    BatchSummary,
+    ItemContext,
+    PostBatchResult,
+    ResultFile,
+    SourceChunk,
+    batch_type,
+    registry,
+)
 
 
 def _append_marker(summary: BatchSummary) -> dict[str, Any]:
@@ -58,4 +66,29 @@ def _count_source(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceC
 
 @batch_type("test-count-source", source=_count_source)
 def count_source(payload: Any, ctx: ItemContext) -> Any:
+    return registry.get("echo").handler(payload, ctx)
+
+
+def _failed_keys_report(summary: BatchSummary) -> PostBatchResult:
+    """The result counts the items; the result file is a CSV of the failed keys."""
+    report = ResultFile.csv(f"failed-{summary.batch_id}.csv", ["key", "error"],
+                            summary.item_errors())
+    return PostBatchResult(result={"processed": summary.processed_items,
+                                   "failed": summary.failed_items}, file=report)
+
+
+@batch_type("test-failed-keys-report", post_batch=_failed_keys_report, failure_threshold=None)
+def failed_keys_report(payload: Any, ctx: ItemContext) -> Any:
+    return registry.get("echo").handler(payload, ctx)
+
+
+@batch_type("test-cannot-cancel", can_cancel=False)
+def cannot_cancel(payload: Any, ctx: ItemContext) -> Any:
+    return registry.get("echo").handler(payload, ctx)
+
+
+@batch_type("test-progress")
+def progress(payload: Any, ctx: ItemContext) -> Any:
+    """Echo, telling how far it got: "Escalated activity <n>"."""
+    ctx.set_progress(f"Escalated activity {payload['n']}")
     return registry.get("echo").handler(payload, ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from batchq.paging import PageSpec, count_pages, page_specs
+from batchq.paging import PageSpec, count_pages, page_specs, stage_of_page
 
 ALL = 10**9  # a limit no test batch reaches
 
@@ -91,3 +91,8 @@ def test_seeding_window_by_window_creates_every_page_once() -> None:
     while len(created) < count_pages(sizes, 3):
         created += page_specs(sizes, 3, len(created), 2)
     assert created == page_specs(sizes, 3, 0, ALL)
+
+
+def test_the_stage_of_a_page_follows_the_stage_sizes() -> None:
+    sizes = [[0, 3], [5, 1], [9, 4]]  # page size 2: pages 0-1 stage 0, 2 stage 5, 3-4 stage 9
+    assert [stage_of_page(sizes, 2, page_no) for page_no in range(6)] == [0, 0, 5, 9, 9, None]

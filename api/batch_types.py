@@ -1,0 +1,46 @@
+"""``/batch-types``: the batch-process registry, read side (seed 001)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from api.auth import current_caller
+from api.blueprint import Blueprint
+from api.registry_schemas import BatchProcessListItemSchema, BatchProcessSchema
+from batchq import registry_status
+from batchq.permissions import check_read_registry
+from batchq.runtime import Runtime
+
+NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
+FORBIDDEN = ("The registry shows runs of every tenant: it needs ADMIN_BATCHES and "
+             "ADMIN_VIEW_ALL_ORGANISATIONS, or a system user")
+
+blp = Blueprint("batch_types", __name__, url_prefix="/batch-types",
+                description="The batch-process registry: types and their last runs")
+
+
+def _runtime() -> Runtime:
+    check_read_registry(current_caller())
+    rt: Runtime = current_app.extensions["batchq"]
+    return rt
+
+
+@blp.route("")
+@blp.response(200, BatchProcessListItemSchema(many=True))
+@blp.alt_response(401, description=NO_CREDENTIAL)
+@blp.alt_response(403, description=FORBIDDEN)
+def list_batch_types() -> list[dict[str, Any]]:
+    """List every registered batch type with its last run's status"""
+    return registry_status.describe_batch_types(_runtime())
+
+
+@blp.route("/<code>")
+@blp.response(200, BatchProcessSchema)
+@blp.alt_response(401, description=NO_CREDENTIAL)
+@blp.alt_response(403, description=FORBIDDEN)
+@blp.alt_response(404, description="No type under that code (codes are case-sensitive)")
+def get_batch_type(code: str) -> dict[str, Any]:
+    """Read one batch type and its last run: never run, running, or finished"""
+    return registry_status.describe_batch_type(_runtime(), code)
