@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from batchq.creation import NewBatch, create_source_batch
-from batchq.errors import BatchqError, BatchTypeNotFound, Conflict, ProcessAlreadyRunning
+from batchq.errors import Conflict, ProcessAlreadyRunning
+from batchq.registry_status import registered_type
 from batchq.runtime import Runtime
 from batchq.store import Row, utcnow
 from batchq.store_base import cancellable
-from batchq.types import BatchType
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +29,9 @@ SCHEDULE_USER = "system:schedule"
 _START_ATTEMPTS = 3
 
 
-def process_type(rt: Runtime, code: str) -> BatchType:
-    """The type registered under ``code`` (case-sensitive); ``BatchTypeNotFound`` otherwise."""
-    try:
-        return rt.registry.get(code)
-    except BatchqError as exc:
-        raise BatchTypeNotFound(exc.message, {"type": code}) from None
-
-
 def active_run(rt: Runtime, code: str) -> Row | None:
     """The run of batch process ``code`` that is Waiting, Processing or Cancelling, if any."""
     return rt.store.active_process_run(code)
-
-
-def last_run(rt: Runtime, code: str) -> Row | None:
-    """The most recently started run of batch process ``code``, active or finished, if any."""
-    return rt.store.last_process_run(code)
 
 
 def start_process(rt: Runtime, code: str, *, created_by: str,
@@ -57,7 +44,7 @@ def start_process(rt: Runtime, code: str, *, created_by: str,
     params its schema refuses, and ``ProcessAlreadyRunning`` (naming the active
     run in ``details["processId"]``) while a run of the type is active.
     """
-    batch_type = process_type(rt, code)
+    batch_type = registered_type(rt, code)
     if batch_type.source is None:
         raise Conflict(f"Batch type {code!r} has no source, so it cannot be started as a batch "
                        "process; create a batch with its items instead (POST /batches)",
@@ -82,7 +69,7 @@ def stop_process(rt: Runtime, code: str) -> bool:
     Also False when the run is already stopping or finishing: this call stopped
     nothing. ``Conflict`` when the type cannot be cancelled.
     """
-    batch_type = process_type(rt, code)
+    batch_type = registered_type(rt, code)
     run = active_run(rt, code)
     if run is None:
         return False

@@ -40,9 +40,14 @@ def describe_batch_types(rt: Runtime) -> list[dict[str, Any]]:
 
 def describe_batch_type(rt: Runtime, code: str) -> dict[str, Any]:
     """One type with its last run's status; ``BatchTypeNotFound`` for an unknown code."""
+    return describe(rt, registered_type(rt, code))
+
+
+def registered_type(rt: Runtime, code: str) -> BatchType:
+    """The type registered under ``code`` (case-sensitive); ``BatchTypeNotFound`` otherwise."""
     if code not in rt.registry:
         raise BatchTypeNotFound(_unknown_code_message(rt, code), {"type": code})
-    return describe(rt, rt.registry.get(code))
+    return rt.registry.get(code)
 
 
 def describe(rt: Runtime, batch_type: BatchType) -> dict[str, Any]:
