@@ -26,8 +26,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from api.batches import blp as batches
     from api.health import blp as health
+    from api.multi_tenant import blp as multi_tenant
 
     api.register_blueprint(batches)
+    api.register_blueprint(multi_tenant)
     api.register_blueprint(health)
     return app
 

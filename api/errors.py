@@ -57,7 +57,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(BatchqError)
     def _batchq_error(error: BatchqError) -> ResponseReturnValue:
         log.info("Refused request: %s", error.message)
-        return error_body(error.status_code, error.message, error.details)
+        response = error_body(error.status_code, error.message, error.details)
+        response.headers.update(getattr(error, "headers", {}))  # e.g. a 429's Retry-After
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> ResponseReturnValue:

@@ -60,7 +60,8 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
         return {"total_items": reader.count, "stage_sizes": sizes,
                 "total_jobs": count_pages(sizes, page_size)}
 
-    batch = rt.store.create_batch(row, reader.chunks(raw_items), totals)
+    batch = rt.store.create_batch(row, reader.chunks(raw_items), totals,
+                                  max_active=rt.settings.max_active_batches_per_user)
     rt.send("seed", batch_id)
     return batch
 
