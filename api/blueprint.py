@@ -16,6 +16,8 @@ from flask.json.provider import DefaultJSONProvider
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
+from api.errors import ErrorSchema
+
 
 def _refuse_constant(token: str) -> Any:
     raise ValueError(f"{token} is not a JSON number")
@@ -44,4 +46,24 @@ class _Parser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, documenting batchq's error answers by default.
+
+    An error response (4xx, 5xx) documented without a schema gets the one error
+    shape, and a view that reads a JSON body documents the 413 of a body over
+    ``BATCHQ_MAX_BODY_MB``; so a client (and schemathesis) can rely on the document.
+    """
+
     ARGUMENTS_PARSER = _Parser()
+
+    def alt_response(self, status_code: Any, response: Any = None, **options: Any) -> Any:
+        if response is None and options.get("schema") is None and int(status_code) >= 400:
+            options["schema"] = ErrorSchema
+        return super().alt_response(status_code, response, **options)
+
+    def arguments(self, schema: Any, **options: Any) -> Any:
+        parse = super().arguments(schema, **options)
+        if options.get("location", "json") != "json":
+            return parse
+        too_large = self.alt_response(
+            413, description="The body is larger than BATCHQ_MAX_BODY_MB, or has too many items")
+        return lambda view: too_large(parse(view))

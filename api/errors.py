@@ -34,6 +34,8 @@ class BatchqApi(Api):
     """flask-smorest's Api with batchq's error shape."""
 
     ERROR_SCHEMA = ErrorSchema
+    # No catch-all "default" response: every status an endpoint answers is documented.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
         data = getattr(error, "data", None) or {}
@@ -46,8 +48,10 @@ class BatchqApi(Api):
             message = data["message"]
         status = error.code or 500
         response = error_body(status, message, details)
-        for name, value in (data.get("headers") or {}).items():
-            response.headers[name] = value
+        # The exception's own headers too, e.g. the Allow of a 405.
+        for name, value in [*error.get_headers(), *(data.get("headers") or {}).items()]:
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
 
