@@ -9,7 +9,8 @@ from flask.views import MethodView
 
 from api.auth import current_caller
 from api.blueprint import Blueprint
-from api.idempotency import TOO_MANY_ACTIVE, idempotent
+from api.errors import TOO_MANY_ACTIVE
+from api.idempotency import idempotent
 from api.schemas import (
     BatchCountSchema,
     BatchCreateSchema,

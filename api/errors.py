@@ -30,6 +30,15 @@ def error_body(status: int, message: str, details: dict[str, Any] | None = None)
     return response
 
 
+#: How a view that creates batches documents its 429: ``blp.alt_response(429, **TOO_MANY_ACTIVE)``.
+TOO_MANY_ACTIVE: dict[str, Any] = {
+    "description": "You already have the configured maximum of active batches "
+                   "(BATCHQ_MAX_ACTIVE_BATCHES_PER_USER)",
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                "schema": {"type": "integer"}}},
+}
+
+
 class BatchqApi(Api):
     """flask-smorest's Api with batchq's error shape."""
 

@@ -36,14 +36,6 @@ HEADER_DOC = {
                    "BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS (default 24).",
 }
 
-#: The 429 of a view that creates batches (``blp.alt_response(429, **TOO_MANY_ACTIVE)``).
-TOO_MANY_ACTIVE: dict[str, Any] = {
-    "description": "You already have the configured maximum of active batches "
-                   "(BATCHQ_MAX_ACTIVE_BATCHES_PER_USER)",
-    "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
-                                "schema": {"type": "integer"}}},
-}
-
 
 def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a POST view of ``blp`` (above its flask-smorest decorators) and document it."""
@@ -66,6 +58,7 @@ def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., A
 
 
 def _run_once(key: str, view: Callable[[], Any]) -> Response:
+    """Run ``view`` once per key: reserve the key, or answer what it already holds."""
     idempotency.check_key(key)
     rt: Runtime = current_app.extensions["batchq"]
     engine, user = rt.store.engine, current_caller().name
@@ -73,11 +66,7 @@ def _run_once(key: str, view: Callable[[], Any]) -> Response:
     retention = timedelta(hours=rt.settings.idempotency_key_retention_hours)
     kept = idempotency.reserve(engine, user, key, utcnow(), retention)
     if kept is not None:
-        kept = idempotency.replay(kept, key, hasher.finish())
-        response = jsonify(kept.response)
-        response.status_code = kept.status_code
-        response.headers[REPLAYED_HEADER] = "true"
-        return response
+        return _replayed(idempotency.replay(kept, key, hasher.finish()))
     try:
         response = _response_of(view)
         if idempotency.is_kept(response.status_code):
@@ -87,9 +76,17 @@ def _run_once(key: str, view: Callable[[], Any]) -> Response:
                              batch_id if isinstance(batch_id, str) else None)
             return response
     except BaseException:
+        # Whatever broke (the view, or keeping its answer), a retry must run the request again.
         idempotency.release(engine, user, key)
         raise
     idempotency.release(engine, user, key)
+    return response
+
+
+def _replayed(kept: idempotency.KeptResponse) -> Response:
+    response = jsonify(kept.response)
+    response.status_code = kept.status_code
+    response.headers[REPLAYED_HEADER] = "true"
     return response
 
 

@@ -149,6 +149,14 @@ def test_a_kept_refusal_is_replayed_but_a_429_is_not_kept(
     assert post_with_key(client, "later").status_code == 201  # the 429 was not kept
 
 
+def test_a_body_too_large_is_not_kept_under_its_key(make_runtime: MakeRuntime) -> None:
+    app = create_app(runtime=make_runtime(max_body_mb=1))
+    client = authenticated_client(app, "big", is_system=False)
+    huge = {"type": "echo", "items": ["x" * 1000] * 1100}
+    assert_error(post_with_key(client, "big-one", huge), 413)
+    assert post_with_key(client, "big-one").status_code == 201
+
+
 @pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
 def test_a_malformed_key_is_a_400(client: FlaskClient, rt: Runtime, key: str) -> None:
     details = assert_error(post_with_key(client, key), 400)
