@@ -9,6 +9,7 @@ from flask import Flask
 from api.auth import SECURITY_SCHEMES, register_authentication
 from api.blueprint import StrictJSONProvider
 from api.errors import BatchqApi, register_error_handlers
+from api.request_checks import register_request_checks
 from batchq.runtime import Runtime, build_runtime
 from batchq.settings import Settings
 
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api = BatchqApi(app)
     register_error_handlers(app)
     register_authentication(app)
+    register_request_checks(app)
 
     from api.batches import blp as batches
     from api.health import blp as health

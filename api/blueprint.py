@@ -36,6 +36,16 @@ class StrictJSONProvider(DefaultJSONProvider):
 class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
+    def load_querystring(self, req: Request, schema: Any) -> Any:
+        # "%00" decodes to U+0000, which no PostgreSQL text holds: refuse it, or the
+        # query built from it fails in the driver (a 500).
+        with_nul = sorted({name for name, value in req.args.items(multi=True)
+                           if "\x00" in name or "\x00" in value})
+        if with_nul:
+            abort(400, messages={"query": {
+                name: ["must not contain the character U+0000 (%00)"] for name in with_nul}})
+        return super().load_querystring(req, schema)
+
     def _raw_load_json(self, req: Request) -> Any:
         if not is_json_request(req):
             return core.missing

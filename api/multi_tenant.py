@@ -12,7 +12,7 @@ from api.auth import current_caller
 from api.blueprint import Blueprint
 from api.idempotency import idempotent
 from api.schemas import BatchCreateSchema
-from batchq.creation import NewBatch
+from batchq.creation import NewBatch, is_utf8
 from batchq.multi_tenant import create_for_tenants
 from batchq.runtime import Runtime
 
@@ -21,6 +21,11 @@ _OPTIONS = ("description", "page_size", "jobs_per_seed", "failure_threshold", "r
 
 blp = Blueprint("multi-tenant", __name__, url_prefix="/batches",
                 description="One batch for each of several tenants")
+
+
+def _storable(tenant: str) -> None:
+    if "\x00" in tenant or not is_utf8(tenant):
+        raise ValidationError("must not contain U+0000 or a lone surrogate (\\ud800-\\udfff)")
 
 
 def _unique(values: list[str]) -> None:
@@ -36,7 +41,7 @@ class MultiTenantCreateSchema(BatchCreateSchema):
         exclude = ("tenant_id",)
 
     tenant_ids = fields.List(
-        fields.Str(validate=validate.Length(min=1, max=200)), data_key="tenantIds",
+        fields.Str(validate=[validate.Length(min=1, max=200), _storable]), data_key="tenantIds",
         required=True, validate=[validate.Length(min=1, max=MAX_TENANTS), _unique],
         metadata={"description": "The tenants to create the batch for, each once"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -90,3 +91,30 @@ def test_every_error_answer_is_documented_with_the_error_shape_and_no_default(
                 if int(status) >= 400 and "$ref" not in response and path != "/healthz":
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}, (method, path)
+
+
+@pytest.mark.parametrize("query", ["/batches?type=%00", "/batches/count?createdBy=a%00",
+                                   "/batches?tenantIdIn=acme,%00"])
+def test_u0000_in_a_query_is_a_400_naming_the_parameter(client: FlaskClient, query: str) -> None:
+    name = query.split("?")[1].split("=")[0]
+    assert name in assert_error(client.get(query), 400)["fields"]
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_u0000_in_a_batch_id_is_a_404(client: FlaskClient, method: str) -> None:
+    response = getattr(client, method)("/batches/a%00b", json={"suspended": True})
+    assert assert_error(response, 404) == {"field": "batch_id"}
+
+
+def test_u0000_in_a_basic_user_name_is_a_401(client: FlaskClient) -> None:
+    credential = base64.b64encode(b"ad\x00min:secret").decode()
+    response = client.get("/batches", headers={"Authorization": f"Basic {credential}"})
+    assert_error(response, 401)
+
+
+def test_a_tenant_id_postgresql_cannot_store_is_a_400_for_the_multi_tenant_post(
+    client: FlaskClient,
+) -> None:
+    body = '{"type": "echo", "items": [1], "tenantIds": ["acme", "x\\u0000"]}'
+    response = client.post("/batches/multi-tenant", data=body, content_type="application/json")
+    assert "tenantIds" in assert_error(response, 400)["fields"]
