@@ -14,9 +14,11 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from batchq import idempotency
+from batchq.errors import ConfigurationError
 from batchq.monitoring import delete_expired
 from batchq.permissions import Function
 from batchq.runtime import Runtime
+from batchq.settings import Settings
 from batchq.store import utcnow
 from batchq.tables import batches, idempotency_keys
 from batchq.users import NewUser, create_user
@@ -307,3 +309,14 @@ def test_a_multi_tenant_repost_with_the_same_key_creates_nothing(
     assert again.get_json() == first.get_json()
     assert again.headers["Idempotent-Replayed"] == "true"
     assert batch_count(rt) == 2
+
+
+def test_the_admission_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env({"BATCHQ_MAX_ACTIVE_BATCHES_PER_USER": "1",
+                                  "BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS": "0.5"})
+    assert (settings.max_active_batches_per_user, settings.idempotency_key_retention_hours) \
+        == (1, 0.5)
+    assert Settings().max_active_batches_per_user == 100
+    for wrong in ({"max_active_batches_per_user": -1}, {"idempotency_key_retention_hours": 0}):
+        with pytest.raises(ConfigurationError, match="BATCHQ_MAX_ACTIVE_BATCHES_PER_USER"):
+            Settings(**wrong)  # type: ignore[arg-type]
