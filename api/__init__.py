@@ -9,6 +9,7 @@ from flask import Flask
 from api.auth import SECURITY_SCHEMES, register_authentication
 from api.blueprint import StrictJSONProvider
 from api.errors import BatchqApi, register_error_handlers
+from api.request_checks import register_request_checks
 from batchq.runtime import Runtime, build_runtime
 from batchq.settings import Settings
 
@@ -23,18 +24,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api = BatchqApi(app)
     register_error_handlers(app)
     register_authentication(app)
+    register_request_checks(app)
 
     from api.batch_types import blp as batch_types
     from api.batches import blp as batches
     from api.health import blp as health
     from api.items import blp as items
     from api.metrics import blp as metrics
+    from api.multi_tenant import blp as multi_tenant
     from api.processes import blp as batch_processes
     from api.results import blp as results
 
     api.register_blueprint(batches)
     api.register_blueprint(items)
     api.register_blueprint(results)
+    api.register_blueprint(multi_tenant)
     api.register_blueprint(batch_types)
     api.register_blueprint(batch_processes)
     api.register_blueprint(health)

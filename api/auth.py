@@ -66,5 +66,6 @@ def _caller_from_header(header: str) -> Caller | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         name, sep, token = decoded.partition(":")
-        return user_by_name_and_token(engine, name, token) if sep else None
+        # No user name holds U+0000, and PostgreSQL refuses it in a query.
+        return user_by_name_and_token(engine, name, token) if sep and "\x00" not in name else None
     return None

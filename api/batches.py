@@ -9,6 +9,8 @@ from flask.views import MethodView
 
 from api.auth import current_caller
 from api.blueprint import Blueprint
+from api.errors import TOO_MANY_ACTIVE
+from api.idempotency import idempotent
 from api.schemas import (
     BatchCountSchema,
     BatchCreateSchema,
@@ -60,12 +62,14 @@ class Batches(MethodView):
         return queries.list_batches(runtime().store.engine, current_caller(), _filter(args),
                                     page)
 
+    @idempotent(blp)
     @blp.arguments(BatchCreateSchema)
     @blp.response(201, BatchSchema)
     @blp.alt_response(401, description=NO_CREDENTIAL)
     @blp.alt_response(400, description="Refused items, with their indexes")
     @blp.alt_response(403, description="You may not create batches for that tenant")
     @blp.alt_response(413, description="More items than the configured maximum")
+    @blp.alt_response(429, **TOO_MANY_ACTIVE)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a batch"""
         rt = runtime()

@@ -30,10 +30,21 @@ def error_body(status: int, message: str, details: dict[str, Any] | None = None)
     return response
 
 
+#: How a view that creates batches documents its 429: ``blp.alt_response(429, **TOO_MANY_ACTIVE)``.
+TOO_MANY_ACTIVE: dict[str, Any] = {
+    "description": "You already have the configured maximum of active batches "
+                   "(BATCHQ_MAX_ACTIVE_BATCHES_PER_USER)",
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                "schema": {"type": "integer"}}},
+}
+
+
 class BatchqApi(Api):
     """flask-smorest's Api with batchq's error shape."""
 
     ERROR_SCHEMA = ErrorSchema
+    # No catch-all "default" response: every status an endpoint answers is documented.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
         data = getattr(error, "data", None) or {}
@@ -46,8 +57,10 @@ class BatchqApi(Api):
             message = data["message"]
         status = error.code or 500
         response = error_body(status, message, details)
-        for name, value in (data.get("headers") or {}).items():
-            response.headers[name] = value
+        # The exception's own headers too, e.g. the Allow of a 405.
+        for name, value in [*error.get_headers(), *(data.get("headers") or {}).items()]:
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
 
@@ -57,7 +70,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(BatchqError)
     def _batchq_error(error: BatchqError) -> ResponseReturnValue:
         log.info("Refused request: %s", error.message)
-        return error_body(error.status_code, error.message, error.details)
+        response = error_body(error.status_code, error.message, error.details)
+        response.headers.update(getattr(error, "headers", {}))  # e.g. a 429's Retry-After
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> ResponseReturnValue:

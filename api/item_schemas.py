@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.schemas import UtcDateTime
 from batchq.item_reads import (
     DEFAULT_MAX_RESULTS,
     DEFAULT_TOP_MESSAGES,
@@ -55,7 +56,7 @@ class ItemErrorSchema(Schema):
                                                                  "in the input"})
     key = fields.Str()
     message = fields.Str()
-    failed_at = fields.DateTime(data_key="failedAt")
+    failed_at = UtcDateTime(data_key="failedAt")
 
 
 class ErrorPageSchema(Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from api.schemas import WorkQueueStatusSchema
+from api.schemas import UtcDateTime, WorkQueueStatusSchema
 
 
 class BatchTypeRefSchema(Schema):
@@ -24,10 +24,10 @@ class BatchProcessStatusSchema(Schema):
         "description": '"This batch process type has never run", or why the last run failed'})
     batch_id = fields.Str(data_key="batchId", metadata={"description": "The last run's batch"})
     batch_status = fields.Str(data_key="batchStatus")
-    date_created = fields.DateTime(data_key="dateCreated")
-    start_date = fields.DateTime(data_key="startDate",
+    date_created = UtcDateTime(data_key="dateCreated")
+    start_date = UtcDateTime(data_key="startDate",
                                  metadata={"description": "When its first page started"})
-    date_completed = fields.DateTime(data_key="dateCompleted",
+    date_completed = UtcDateTime(data_key="dateCompleted",
                                      metadata={"description": "Finished runs only"})
     ops_expected = fields.Int(data_key="opsExpected",
                               metadata={"description": "Running only: the run's items"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
@@ -10,6 +11,7 @@ from marshmallow import (
     ValidationError,
     fields,
     pre_dump,
+    pre_load,
     validate,
     validates_schema,
 )
@@ -17,6 +19,16 @@ from marshmallow import (
 from batchq.creation import MAX_RETENTION_DAYS
 from batchq.queries import MAX_RESULTS, SORT_COLUMNS
 from batchq.statuses import BatchStatus
+
+
+class UtcDateTime(fields.DateTime):
+    """A time the database keeps as naive UTC, written as RFC 3339 with its offset (+00:00)."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any,
+                   **kwargs: Any) -> str | float | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ItemList(fields.Field):
@@ -32,12 +44,40 @@ class ItemList(fields.Field):
         return value
 
 
-class BatchCreateSchema(Schema):
+class JsonBody(Schema):
+    """A JSON request body, whose numbers and booleans must be JSON numbers and booleans.
+
+    marshmallow alone would take ``"5"`` for an integer and ``0`` or ``"yes"`` for a
+    boolean, which the OpenAPI document (and so every generated client) says are wrong.
+    """
+
+    @pre_load
+    def refuse_loose_scalars(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        errors = {}
+        for field in self.load_fields.values():
+            name = field.data_key or field.name
+            value = data.get(name)
+            if value is None:
+                continue
+            if isinstance(field, fields.Boolean) and not isinstance(value, bool):
+                errors[name] = ["Not a valid boolean: use true or false."]
+            elif isinstance(field, fields.Number) and (
+                    isinstance(value, bool) or not isinstance(value, int | float)):
+                errors[name] = ["Not a valid number."]
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+class BatchCreateSchema(JsonBody):
     """``POST /batches``."""
 
     type = fields.Str(required=True, validate=validate.Length(min=1, max=200),
                       metadata={"description": "The batch type's code (case-sensitive)"})
     items = ItemList(required=True, metadata={
+        "type": "array", "items": {},
         "description": 'Items: {"key", "payload", "stage"?} objects or bare payloads'})
     params = fields.Dict(load_default=dict, metadata={"description": "The type's parameters"})
     description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
@@ -53,7 +93,7 @@ class BatchCreateSchema(Schema):
                                 validate=validate.Range(min=1, max=MAX_RETENTION_DAYS))
 
 
-class BatchPatchSchema(Schema):
+class BatchPatchSchema(JsonBody):
     """``PATCH /batches/{id}``."""
 
     suspended = fields.Bool()
@@ -103,9 +143,9 @@ class BatchSchema(Schema):
     current_stage = fields.Int(data_key="currentStage", allow_none=True, metadata={
         "description": "Staged batches: the stage whose pages run now; null when not staged "
                        "or finished"})
-    created_at = fields.DateTime(data_key="createdAt")
-    started_at = fields.DateTime(data_key="startedAt", allow_none=True)
-    finished_at = fields.DateTime(data_key="finishedAt", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    started_at = UtcDateTime(data_key="startedAt", allow_none=True)
+    finished_at = UtcDateTime(data_key="finishedAt", allow_none=True)
     failure_reason = fields.Str(data_key="failureReason", allow_none=True)
     result = fields.Raw(allow_none=True)
     cancellation_behaviour = fields.Str(data_key="cancellationBehaviour", metadata={
@@ -200,7 +240,7 @@ class BatchListItemSchema(Schema):
     total_jobs = fields.Int(data_key="totalJobs")
     jobs_created = fields.Int(data_key="jobsCreated")
     jobs_completed = fields.Int(data_key="jobsCompleted")
-    created_at = fields.DateTime(data_key="createdAt")
-    started_at = fields.DateTime(data_key="startedAt", allow_none=True)
-    finished_at = fields.DateTime(data_key="finishedAt", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    started_at = UtcDateTime(data_key="startedAt", allow_none=True)
+    finished_at = UtcDateTime(data_key="finishedAt", allow_none=True)
     failure_reason = fields.Str(data_key="failureReason", allow_none=True)

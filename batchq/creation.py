@@ -25,6 +25,7 @@ MIN_STAGE, MAX_STAGE = -(2**31), 2**31 - 1  # items.stage and pages.stage are 32
 _NUL = "\x00"
 _NUL_TEXT = "the character U+0000, which the database cannot store"
 _NUL_PHRASE = f"holds {_NUL_TEXT}"
+_SURROGATE_TEXT = "a lone UTF-16 surrogate (\\ud800 to \\udfff), which is not Unicode text"
 _NAN_PHRASE = "holds NaN or Infinity, which are not JSON"
 
 
@@ -61,7 +62,8 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
         return {"total_items": reader.count, "stage_sizes": sizes,
                 "total_jobs": count_pages(sizes, page_size)}
 
-    batch = rt.store.create_batch(row, reader.chunks(raw_items), totals)
+    batch = rt.store.create_batch(row, reader.chunks(raw_items), totals,
+                                  max_active=rt.settings.max_active_batches_per_user)
     rt.send("seed", batch_id)
     return batch
 
@@ -191,6 +193,22 @@ def check_text(field: str, value: str | None) -> None:
     """Refuse a text the database cannot store (PostgreSQL's text has no U+0000)."""
     if value is not None and _NUL in value:
         raise InvalidBatch(f"{field} must not contain {_NUL_TEXT}", {"field": field})
+    if value is not None and not is_utf8(value):
+        raise InvalidBatch(f"{field} must not contain {_SURROGATE_TEXT}", {"field": field})
+
+
+def is_utf8(text: str) -> bool:
+    """False for a text holding a lone surrogate (JSON's "\\ud800"), which UTF-8 cannot encode.
+
+    JSON columns are written with ASCII escapes, so this matters only for text columns.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_problem(value: Any) -> str | None:
@@ -326,6 +344,8 @@ class _ItemReader:
             messages.append("key must be a non-empty string of at most 500 characters")
         elif _NUL in key:
             messages.append(f"key must not contain {_NUL_TEXT}")
+        elif not is_utf8(key):
+            messages.append(f"key must not contain {_SURROGATE_TEXT}")
         elif key in self.keys:
             messages.append(f"duplicate key {key!r}")
         else:

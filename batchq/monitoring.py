@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from batchq.creation import json_problem
 from batchq.errors import BatchqError
 from batchq.execution import queue_more_pages
+from batchq.idempotency import delete_expired_keys
 from batchq.results import result_file_problem, split_post_batch_return
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
@@ -205,3 +206,12 @@ def delete_expired_batches(rt: Runtime) -> int:
         deleted += len(ids)
         log.info("Deleted %d batches past their retention.", len(ids))
     return deleted
+
+
+def delete_expired(rt: Runtime) -> int:
+    """The cleanup task: expired batches, then expired idempotency keys; returns how many."""
+    retention = timedelta(hours=rt.settings.idempotency_key_retention_hours)
+    keys = delete_expired_keys(rt.store.engine, utcnow() - retention)
+    if keys:
+        log.info("Deleted %d idempotency keys past their retention.", keys)
+    return delete_expired_batches(rt) + keys

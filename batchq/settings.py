@@ -26,6 +26,9 @@ class Settings:
     retention_days: int = 30
     max_items: int = 1_000_000
     max_body_mb: int = 512
+    # Admission: active batches one user may have (0: no limit); Idempotency-Key lifetime.
+    max_active_batches_per_user: int = 100
+    idempotency_key_retention_hours: float = 24.0
     # Engine tuning.
     max_queued_jobs: int = 4
     execute_slice_seconds: float = 1.0
@@ -51,6 +54,9 @@ class Settings:
         for name in ("page_size", "jobs_per_seed", "max_items", "max_queued_jobs", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"BATCHQ_{name.upper()} must be at least 1")
+        if self.max_active_batches_per_user < 0 or self.idempotency_key_retention_hours <= 0:
+            raise ConfigurationError("BATCHQ_MAX_ACTIVE_BATCHES_PER_USER must be 0 (no limit) or "
+                                     "more, BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS positive")
         if self.failure_threshold is not None and not 0 < self.failure_threshold <= 1:
             raise ConfigurationError("BATCHQ_FAILURE_THRESHOLD must be in (0, 1] or 'none'")
 

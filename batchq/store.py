@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from batchq.admission import check_active_quota
 from batchq.db import is_postgres
 from batchq.page_store import (
     ClaimRequest,
@@ -81,13 +82,15 @@ class Store(SourceStore, PageStore, ReportStore):
     # -- creation -------------------------------------------------------------
 
     def create_batch(self, row: Mapping[str, Any], item_chunks: Iterable[list[dict[str, Any]]],
-                     finish: Any) -> dict[str, Any]:
+                     finish: Any, max_active: int = 0) -> dict[str, Any]:
         """Insert the items chunk by chunk, then the batch row, in one transaction.
 
         ``finish()`` is called after the last chunk and returns the batch row's
         remaining columns (totals only known once every item was read).
+        ``max_active`` is the creator's quota of active batches (0: none).
         """
         with self.engine.begin() as conn:
+            check_active_quota(conn, row["create_user_id"], max_active)
             for chunk in item_chunks:
                 self._insert_items(conn, chunk)
             full = {**row, **finish()}

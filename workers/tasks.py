@@ -11,7 +11,7 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
 from batchq.execution import run_job, seed_batch
-from batchq.monitoring import delete_expired_batches, monitor_all, monitor_batch
+from batchq.monitoring import delete_expired, monitor_all, monitor_batch
 from batchq.processes import start_scheduled as start_scheduled_run
 from batchq.runtime import Runtime, build_runtime
 from workers.app import CeleryDispatcher, app
@@ -72,8 +72,8 @@ def monitor(batch_id: str | None = None) -> None:
 
 @app.task(name="batchq.cleanup", **_RETRY)
 def cleanup() -> int:
-    """Delete batches past their retention."""
-    return delete_expired_batches(runtime())
+    """Delete batches and idempotency keys past their retention."""
+    return delete_expired(runtime())
 
 
 @app.task(name="batchq.start_scheduled", **_RETRY)

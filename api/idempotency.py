@@ -1,0 +1,143 @@
+"""The ``Idempotency-Key`` header: a decorator that makes a creating view safe to retry.
+
+The request is hashed (method, path, query and body) as the view reads its
+body, so a streamed upload is never held in memory for it. See
+``batchq.idempotency`` for what is kept and for how long.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import IO, Any
+
+from flask import Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from api.auth import current_caller
+from api.blueprint import Blueprint
+from batchq import idempotency
+from batchq.errors import BatchqError
+from batchq.runtime import Runtime
+from batchq.store_base import utcnow
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_CHUNK = 64 * 1024
+
+HEADER_DOC = {
+    "in": "header", "name": HEADER, "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
+    "description": "Makes the request safe to retry: a re-post with the same key and the "
+                   "same request answers the first answer again (with `Idempotent-Replayed: "
+                   "true`) instead of creating anything. Keys are per user and expire after "
+                   "BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS (default 24).",
+}
+
+
+def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a POST view of ``blp`` (above its flask-smorest decorators) and document it."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = request.headers.get(HEADER)
+            if key is None:
+                return view(*args, **kwargs)
+            return _run_once(key, lambda: view(*args, **kwargs))
+
+        documented = blp.doc(parameters=[HEADER_DOC])(wrapper)
+        documented = blp.alt_response(
+            409, description=f"A request with this {HEADER} is still in progress")(documented)
+        return blp.alt_response(
+            422, description=f"This {HEADER} was first used with another request")(documented)
+
+    return decorate
+
+
+def _run_once(key: str, view: Callable[[], Any]) -> Response:
+    """Run ``view`` once per key: reserve the key, or answer what it already holds."""
+    idempotency.check_key(key)
+    rt: Runtime = current_app.extensions["batchq"]
+    engine, user = rt.store.engine, current_caller().name
+    hasher = _hash_body_as_read()
+    retention = timedelta(hours=rt.settings.idempotency_key_retention_hours)
+    kept = idempotency.reserve(engine, user, key, utcnow(), retention)
+    if kept is not None:
+        return _replayed(idempotency.replay(kept, key, hasher.finish()))
+    try:
+        response = _response_of(view)
+        if idempotency.is_kept(response.status_code):
+            body = response.get_json(silent=True)
+            batch_id = body.get("id") if isinstance(body, dict) else None
+            idempotency.keep(engine, user, key, hasher.finish(), response.status_code, body,
+                             batch_id if isinstance(batch_id, str) else None)
+            return response
+    except BaseException:
+        # Whatever broke (the view, or keeping its answer), a retry must run the request again.
+        idempotency.release(engine, user, key)
+        raise
+    idempotency.release(engine, user, key)
+    return response
+
+
+def _replayed(kept: idempotency.KeptResponse) -> Response:
+    response = jsonify(kept.response)
+    response.status_code = kept.status_code
+    response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _response_of(view: Callable[[], Any]) -> Response:
+    """The view's answer as a response, refusals included (they may be kept too)."""
+    try:
+        return current_app.make_response(view())
+    except (HTTPException, BatchqError) as exc:
+        return current_app.make_response(current_app.handle_user_exception(exc))
+
+
+class _HashingStream:
+    """Wraps the request's input stream and hashes every byte read through it."""
+
+    def __init__(self, stream: IO[bytes], digest: Any) -> None:
+        self._stream = stream
+        self._digest = digest
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._seen(self._stream.read(-1 if size is None else size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._seen(self._stream.readline(-1 if size is None else size))
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return [self._seen(line) for line in self._stream.readlines(hint)]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _seen(self, data: bytes) -> bytes:
+        self._digest.update(data)
+        return data
+
+    def finish(self) -> str:
+        """Read what the view left unread, and return the hash of the whole request."""
+        while self.read(_CHUNK):
+            pass
+        return str(self._digest.hexdigest())
+
+
+def _hash_body_as_read() -> _HashingStream:
+    digest = hashlib.sha256()
+    for part in (request.method, request.path, request.query_string.decode("latin-1")):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\n")
+    stream = _HashingStream(request.stream, digest)
+    request.stream = stream  # type: ignore[assignment]  # werkzeug caches it in the instance
+    return stream

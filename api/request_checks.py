@@ -1,0 +1,22 @@
+"""Checks of every request that no view should have to repeat."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask.typing import ResponseReturnValue
+
+from api.errors import error_body
+
+
+def register_request_checks(app: Flask) -> None:
+    """Register the checks; call after ``register_authentication`` (a 401 comes first)."""
+
+    @app.before_request
+    def _refuse_nul_in_path() -> ResponseReturnValue | None:
+        # "%00" in a path decodes to U+0000, which no id or code holds and PostgreSQL
+        # refuses in a query (a 500): there is no such resource.
+        for name, value in (request.view_args or {}).items():
+            if isinstance(value, str) and "\x00" in value:
+                return error_body(404, f"No such resource: the {name} in the path holds the "
+                                       "character U+0000 (%00)", {"field": name})
+        return None

@@ -1,0 +1,69 @@
+"""The quota race and concurrent idempotent re-posts on PostgreSQL, against the real API app."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from api import create_app
+from batchq.permissions import Function
+from batchq.runtime import build_runtime
+from batchq.settings import Settings
+from batchq.tables import batches, idempotency_keys
+from batchq.users import NewUser, create_user
+from tests.unit.concurrent_posts import post_at_once
+from tests.unit.support import FakeDispatcher
+
+ECHO = {"type": "echo", "items": [{"key": "a", "payload": 1}, {"key": "b", "payload": 2}]}
+
+
+@pytest.fixture
+def app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """The API on PostgreSQL, with a pool large enough for 50 transactions at once."""
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url,
+                        max_active_batches_per_user=1)
+    runtime = build_runtime(settings, FakeDispatcher(), pool_size=60, max_overflow=0)
+    yield create_app(runtime=runtime)
+    runtime.store.engine.dispose()
+
+
+def count(app: Flask, table: sa.Table) -> int:
+    with app.extensions["batchq"].store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_fifty_concurrent_creates_against_a_limit_of_one_create_exactly_one(app: Flask) -> None:
+    token = create_user(app.extensions["batchq"].store.engine, NewUser("racer"))
+    responses = post_at_once(app, token, "/batches", [ECHO] * 50)
+    assert Counter(r.status_code for r in responses) == {201: 1, 429: 49}
+    assert all(int(r.headers["Retry-After"]) > 0 for r in responses if r.status_code == 429)
+    assert count(app, batches) == 1
+
+
+def test_concurrent_multi_tenant_posts_stay_within_the_quota(app: Flask) -> None:
+    engine = app.extensions["batchq"].store.engine
+    token = create_user(engine, NewUser("agency", functions=(Function.MULTI_TENANT,),
+                                        is_system=True))
+    body = {**ECHO, "tenantIds": ["acme", "globex", "initech"]}
+    responses = post_at_once(app, token, "/batches/multi-tenant", [body] * 10)
+    successes = [len(r.get_json()["postedSuccess"]) for r in responses]
+    assert sum(successes) == 1
+    assert count(app, batches) == 1
+
+
+def test_concurrent_reposts_with_one_key_create_one_batch(app: Flask) -> None:
+    token = create_user(app.extensions["batchq"].store.engine, NewUser("retrier"))
+    responses = post_at_once(app, token, "/batches", [ECHO] * 20,
+                             headers={"Idempotency-Key": "order-7"})
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}
+    assert statuses[201] >= 1
+    assert len({r.get_json()["id"] for r in responses if r.status_code == 201}) == 1
+    assert all("in progress" in r.get_json()["error"] for r in responses if r.status_code == 409)
+    assert count(app, batches) == 1
+    assert count(app, idempotency_keys) == 1
