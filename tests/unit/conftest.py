@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
+from api import create_app
 from batchq.db import create_engine
 from batchq.errors import ItemFailed
 from batchq.migrate import upgrade
@@ -17,7 +20,7 @@ from batchq.settings import Settings
 from batchq.store import Store
 from batchq.types import BatchType, ItemContext, load_types, registry
 
-from .support import Calls, FakeDispatcher, MakeRuntime, NewType
+from .support import Calls, FakeDispatcher, MakeRuntime, NewType, authenticated_client
 
 
 @pytest.fixture
@@ -51,6 +54,18 @@ def make_runtime(database_url: str, tmp_path: Path) -> Iterator[MakeRuntime]:
 @pytest.fixture
 def rt(make_runtime: MakeRuntime) -> Runtime:
     return make_runtime()
+
+
+@pytest.fixture
+def app(rt: Runtime) -> Flask:
+    """The API over ``rt``; modules that need other settings define their own."""
+    return create_app(runtime=rt)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A client that authenticates as a system user."""
+    return authenticated_client(app)
 
 
 @pytest.fixture

@@ -7,23 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
-
-from .support import MakeRuntime, authenticated_client, ok_items
+from .support import ok_items
 from .test_api import assert_error
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return authenticated_client(app)
 
 
 def new_batch(client: FlaskClient) -> str:

@@ -10,19 +10,11 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from batchq.cli import main
 from batchq.db import create_engine
 from batchq.permissions import Function
 from batchq.tables import users
 from batchq.users import NewUser, create_user, hash_token, user_by_token
-
-from .support import MakeRuntime
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
 
 
 @pytest.fixture

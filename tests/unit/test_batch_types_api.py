@@ -9,13 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from batchq.permissions import Caller, Function, can_read_registry
 from batchq.registry_status import NEVER_RUN
 from batchq.runtime import Runtime
 
 from .support import (
-    MakeRuntime,
     NewType,
     authenticated_client,
     create,
@@ -28,21 +26,6 @@ from .support import (
 )
 
 IDLE_QUEUE = {"queued": 0, "running": 0, "workers": []}
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return authenticated_client(app)
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return app.extensions["batchq"]
 
 
 def get_type(client: FlaskClient, code: str) -> dict[str, Any]:

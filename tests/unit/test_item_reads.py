@@ -9,13 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from batchq.item_reads import Segment, open_segments
 from batchq.permissions import Function
 from batchq.runtime import Runtime
 
 from .support import (
-    MakeRuntime,
     NewType,
     authenticated_client,
     create,
@@ -25,21 +23,6 @@ from .support import (
 from .test_api import assert_error
 
 KINDS = {"block": 0, "customer": 1}
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return app.extensions["batchq"]
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return authenticated_client(app)
 
 
 @pytest.fixture

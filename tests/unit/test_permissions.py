@@ -10,10 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from batchq.permissions import Caller, Function, Ownership, can_change, can_read
 
-from .support import MakeRuntime, authenticated_client
+from .support import authenticated_client
 
 ADMIN = Function.ADMIN_BATCHES
 VIEW_ALL = Function.ADMIN_VIEW_ALL_ORGANISATIONS
@@ -58,11 +57,6 @@ def post(client: FlaskClient, **body: Any) -> str:
     response = client.post("/batches", json={"type": "echo", "items": [1, 2], **body})
     assert response.status_code == 201, response.get_json()
     return str(response.get_json()["id"])
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
 
 
 def make_world(app: Flask, role: str) -> World:

@@ -12,7 +12,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from marshmallow import Schema, fields
 
-from api import create_app
 from batchq.creation import NewBatch, create_source_batch
 from batchq.permissions import Caller, Function, can_run_processes
 from batchq.processes import SCHEDULE_USER, start_scheduled
@@ -20,7 +19,7 @@ from batchq.runtime import Runtime
 from batchq.statuses import BatchStatus
 from batchq.types import SourceChunk
 
-from .support import MakeRuntime, NewType, authenticated_client, dispatcher_of, run_to_end
+from .support import NewType, authenticated_client, dispatcher_of, run_to_end
 from .test_api import assert_error
 
 RUN_PROCESSES = (Function.ADMIN_BACKEND_SERVICES, Function.ADMIN_BATCHES,
@@ -33,16 +32,6 @@ def three_items(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChu
 
 class Overdue(Schema):
     days = fields.Int(required=True)
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return app.extensions["batchq"]
 
 
 @pytest.fixture

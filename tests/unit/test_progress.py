@@ -8,17 +8,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from batchq.runtime import Runtime
 from batchq.types import MAX_PROGRESS_DESCRIPTION, ItemContext
 
 from .support import (
-    MakeRuntime,
     NewType,
-    authenticated_client,
     create,
     deliver,
     deliver_seed,
@@ -29,21 +25,6 @@ from .support import (
     start_slow_page,
     work_off_messages,
 )
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return authenticated_client(app)
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return app.extensions["batchq"]
 
 
 def escalate(payload: Any, ctx: ItemContext) -> None:

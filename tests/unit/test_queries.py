@@ -8,15 +8,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from batchq.runtime import Runtime
 
-from .support import MakeRuntime, authenticated_client, run_to_end
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
+from .support import authenticated_client, run_to_end
 
 
 @pytest.fixture

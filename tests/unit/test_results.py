@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from batchq import report_store
 from batchq.monitoring import delete_expired_batches
 from batchq.runtime import Runtime
@@ -23,7 +22,6 @@ from batchq.tables import batches, result_files
 from batchq.types import BatchSummary, PostBatchResult, ResultFile
 
 from .support import (
-    MakeRuntime,
     NewType,
     authenticated_client,
     create,
@@ -31,21 +29,6 @@ from .support import (
     ok_items,
     run_to_end,
 )
-
-
-@pytest.fixture
-def app(make_runtime: MakeRuntime) -> Flask:
-    return create_app(runtime=make_runtime())
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return authenticated_client(app)
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return app.extensions["batchq"]
 
 
 def failed_keys_report(summary: BatchSummary) -> PostBatchResult:
