@@ -18,6 +18,7 @@ from batchq.heartbeat import LeaseHeartbeat
 from batchq.runtime import Runtime
 from batchq.sources import seed_from_source
 from batchq.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
+from batchq.text import storable_text
 from batchq.types import BatchType, ItemContext, ProgressNote
 
 log = logging.getLogger(__name__)
@@ -155,13 +156,18 @@ def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Call
     return keep_leases
 
 
+#: An item error is a message for a person; a handler's huge exception text is cut.
+MAX_ERROR_MESSAGE = 4000
+
+
 def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> str | None:
-    """None on success, else the item's error message."""
+    """None on success, else the item's error message, fit for the database."""
     try:
         batch_type.handler(payload, context)
     except ItemFailed as exc:
-        return exc.message
+        return storable_text(exc.message, MAX_ERROR_MESSAGE)
     except Exception as exc:
         log.info("Item %r of batch %s failed: %r", context.key, context.batch_id, exc)
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return storable_text(message, MAX_ERROR_MESSAGE)
     return None

@@ -18,6 +18,7 @@ from marshmallow import Schema
 
 from batchq.errors import ConfigurationError, UnknownBatchType
 from batchq.schedules import parse_cron
+from batchq.text import storable_text
 
 _UNSET: Any = object()
 
@@ -36,9 +37,7 @@ class ProgressNote:
         """Keep ``text``, cleaned of what the database cannot store and cut to length."""
         if not isinstance(text, str):
             raise TypeError(f"a progress description is a str, not {type(text).__name__}")
-        # PostgreSQL text holds neither NUL nor lone surrogates: drop them here, not at commit.
-        clean = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-        self.text = clean[:MAX_PROGRESS_DESCRIPTION]
+        self.text = storable_text(text, MAX_PROGRESS_DESCRIPTION)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from batchq.execution import queue_more_pages, run_job, run_page, seed_batch
+from batchq.errors import ItemFailed
+from batchq.execution import (
+    MAX_ERROR_MESSAGE,
+    queue_more_pages,
+    run_job,
+    run_page,
+    seed_batch,
+)
 from batchq.monitoring import monitor_batch
 from batchq.runtime import Runtime
 from batchq.statuses import WORKER_LOST, BatchStatus, PageStatus
@@ -82,6 +89,24 @@ def test_a_handler_raising_any_exception_fails_only_that_item(
     assert counts(batch) == (4, 2, 1)
     assert errors_of(rt, batch_id) == {"1": "ValueError: no booms here", "2": "KeyError"}
     assert calls.keys == ["0", "1", "2", "3"]
+
+
+def test_an_error_message_the_database_cannot_store_is_cleaned_and_cut(
+    rt: Runtime, new_type: NewType
+) -> None:
+    def unprintable(payload: Any, ctx: Any) -> None:
+        if payload == "surrogate":
+            raise ItemFailed("lone \ud800 surrogate and \x00 NUL")
+        raise RuntimeError("x" * 100_000)
+
+    code, _calls = new_type(handler=unprintable)
+    batch_id = create(rt, code, ["surrogate", "huge"], failure_threshold=None)
+    batch = run_to_end(rt, batch_id)
+    assert batch["status"] == BatchStatus.COMPLETED_WITH_ERRORS
+    assert counts(batch) == (2, 2, 1)
+    errors = errors_of(rt, batch_id)
+    assert errors["0"] == "lone ? surrogate and  NUL"
+    assert errors["1"] == ("RuntimeError: " + "x" * 100_000)[:MAX_ERROR_MESSAGE]
 
 
 def test_too_many_failures_abort_the_batch_before_every_page_ran(
