@@ -1,4 +1,8 @@
-"""DESIGN.md's permission table on every /batches endpoint, for every role and every batch."""
+"""DESIGN.md's permission table on every /batches endpoint, for every role and every batch.
+
+The result file's download shares the read check (``queries.check_access``) and is
+covered in test_results.py.
+"""
 
 from __future__ import annotations
 
@@ -74,13 +78,19 @@ def _role(role: str) -> dict[str, Any]:
     return options
 
 
+#: Every read of one batch: the batch itself, its items, its errors and their summary.
+READS = ("", "/items", "/errors", "/errors/summary")
+
+
 @pytest.mark.parametrize(("role", "batch"), CASES)
-def test_get_answers_200_within_the_read_reach_and_404_outside(
+def test_every_read_answers_200_within_the_read_reach_and_404_outside(
     app: Flask, role: str, batch: str
 ) -> None:
     world = make_world(app, role)
-    response = world.caller.get(f"/batches/{world.batch_ids[batch]}")
-    assert response.status_code == (404 if TABLE[role][batch] == N else 200)
+    for read in READS:
+        response = world.caller.get(f"/batches/{world.batch_ids[batch]}{read}")
+        expected = 404 if TABLE[role][batch] == N else 200
+        assert response.status_code == expected, (read, response.get_json())
 
 
 @pytest.mark.parametrize(("role", "batch"), CASES)
