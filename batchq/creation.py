@@ -12,11 +12,14 @@ from batchq.errors import InvalidBatch, TooManyItems
 from batchq.paging import count_pages
 from batchq.runtime import Runtime
 from batchq.statuses import BatchStatus
-from batchq.store import utcnow
+from batchq.store import DuplicateKeys, utcnow
 from batchq.types import BatchType
 
 CHUNK_SIZE = 10_000
 MAX_REPORTED_ITEM_ERRORS = 100
+#: Distinct stages of one batch: each one is an entry of the batch row's stage_sizes,
+#: which every seed step reads, so their number must stay small whatever the item count.
+MAX_STAGES = 1000
 _ITEM_FIELDS = frozenset({"key", "payload", "stage"})
 _UNSET: Any = object()
 MAX_RETENTION_DAYS = 36_500  # 100 years; far beyond it, finishedAt + retention overflows dates
@@ -54,8 +57,8 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
     page_size = row["page_size"]
     reader = _ItemReader(batch_id, batch_type, rt.settings.max_items)
 
-    def totals() -> dict[str, Any]:
-        reader.raise_if_refused()
+    def totals(duplicates: DuplicateKeys) -> dict[str, Any]:
+        reader.raise_if_refused(duplicates)
         sizes = reader.stage_sizes()
         return {"total_items": reader.count, "stage_sizes": sizes,
                 "total_jobs": count_pages(sizes, page_size)}
@@ -230,14 +233,19 @@ def _key_problem(key: Any) -> str | None:
 
 
 class _ItemReader:
-    """Turns raw items into item rows, chunk by chunk, collecting what it refuses."""
+    """Turns raw items into item rows, chunk by chunk, collecting what it refuses.
+
+    Its memory does not grow with the item count: one chunk of rows, the first
+    refusals and a counter per stage. Repeated keys are found by the database
+    once every item is in (``Store.create_batch``); so the items it accepts are
+    inserted even after a refusal, for the refusal to name every repeated key.
+    """
 
     def __init__(self, batch_id: str, batch_type: BatchType, max_items: int) -> None:
         self.batch_id = batch_id
         self.batch_type = batch_type
         self.max_items = max_items
         self.count = 0
-        self.keys: set[str] = set()
         self.next_pos: dict[int, int] = {}
         self.problems: dict[int, list[str]] = {}
         self.problem_count = 0
@@ -246,12 +254,12 @@ class _ItemReader:
         chunk: list[dict[str, Any]] = []
         for raw in raw_items:
             row = self._row(raw)
-            if row is not None and not self.problem_count:
+            if row is not None:
                 chunk.append(row)
             if len(chunk) >= CHUNK_SIZE:
                 yield chunk
                 chunk = []
-        if chunk and not self.problem_count:
+        if chunk:
             yield chunk
 
     def _row(self, raw: Any) -> dict[str, Any] | None:
@@ -270,6 +278,9 @@ class _ItemReader:
             self._refuse(seq, messages)
             return None
         assert isinstance(stage, int)
+        if stage not in self.next_pos and len(self.next_pos) >= MAX_STAGES:
+            self._refuse(seq, [f"a batch may have at most {MAX_STAGES} different stages"])
+            return None
         pos = self.next_pos.get(stage, 0)
         self.next_pos[stage] = pos + 1
         return {"batch_id": self.batch_id, "stage": stage, "pos": pos, "seq": seq,
@@ -281,10 +292,6 @@ class _ItemReader:
             messages.append("key must be a non-empty string of at most 500 characters")
         elif _NUL in key:
             messages.append(f"key must not contain {_NUL_TEXT}")
-        elif key in self.keys:
-            messages.append(f"duplicate key {key!r}")
-        else:
-            self.keys.add(key)
         if not isinstance(stage, int) or isinstance(stage, bool):
             messages.append("stage must be an integer")
         elif not MIN_STAGE <= stage <= MAX_STAGE:
@@ -311,15 +318,25 @@ class _ItemReader:
         if len(self.problems) < MAX_REPORTED_ITEM_ERRORS:
             self.problems[seq] = messages
 
-    def raise_if_refused(self) -> None:
+    def raise_if_refused(self, duplicates: DuplicateKeys) -> None:
+        """Refuse the batch when it is empty or any item was refused, naming the first 100.
+
+        An item refused here was not inserted, so it is never also a duplicate.
+        """
         if self.count == 0:
             raise InvalidBatch("A batch needs at least one item; the item list is empty")
-        if self.problem_count:
-            raise InvalidBatch(
-                f"{self.problem_count} of {self.count} items were refused; nothing was stored",
-                {"itemErrors": {str(seq): msgs for seq, msgs in self.problems.items()},
-                 "refusedItems": self.problem_count},
-            )
+        refused = self.problem_count + duplicates.count
+        if not refused:
+            return
+        problems = dict(self.problems)
+        for repeat in duplicates.first:
+            problems[repeat["seq"]] = [f"duplicate key {repeat['key']!r}, "
+                                       f"first used by item {repeat['first_seq']}"]
+        first = sorted(problems)[:MAX_REPORTED_ITEM_ERRORS]
+        raise InvalidBatch(
+            f"{refused} of {self.count} items were refused; nothing was stored",
+            {"itemErrors": {str(seq): problems[seq] for seq in first}, "refusedItems": refused},
+        )
 
     def stage_sizes(self) -> list[list[int]]:
         return [[stage, count] for stage, count in sorted(self.next_pos.items())]

@@ -52,8 +52,8 @@ from batchq.store_base import (
 from batchq.tables import batches, item_errors, items, pages
 
 __all__ = [
-    "ClaimRequest", "FinishResult", "ItemFailure", "PageClaim", "PageOutcome", "Row", "Store",
-    "WorkQueueStatus", "threshold_reached", "utcnow",
+    "ClaimRequest", "DuplicateKeys", "FinishResult", "ItemFailure", "PageClaim", "PageOutcome",
+    "Row", "Store", "WorkQueueStatus", "threshold_reached", "utcnow",
 ]
 
 #: The separators batchq writes JSON with; one encoder, not one per item.
@@ -70,6 +70,15 @@ class WorkQueueStatus:
     workers: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class DuplicateKeys:
+    """Items whose key an earlier item of the same batch already has."""
+
+    count: int
+    #: The first of them in input order, at most the limit asked for: seq, key, first_seq.
+    first: list[Row] = field(default_factory=list)
+
+
 class Store(PageStore):
     """The storage of batches, pages, items and item errors."""
 
@@ -82,13 +91,14 @@ class Store(PageStore):
                      finish: Any) -> dict[str, Any]:
         """Insert the items chunk by chunk, then the batch row, in one transaction.
 
-        ``finish()`` is called after the last chunk and returns the batch row's
-        remaining columns (totals only known once every item was read).
+        ``finish(duplicates)`` is called after the last chunk with the batch's
+        ``DuplicateKeys`` and returns the batch row's remaining columns (totals
+        only known once every item was read); it raises to refuse the batch.
         """
         with self.engine.begin() as conn:
             for chunk in item_chunks:
                 self._insert_items(conn, chunk)
-            full = {**row, **finish()}
+            full = {**row, **finish(_duplicate_keys(conn, row["id"]))}
             conn.execute(sa.insert(batches).values(**full))
         return full
 
@@ -395,6 +405,36 @@ def _count_pages(conn: sa.Connection, batch_id: str, statuses: Iterable[str]) ->
         .where(pages.c.batch_id == batch_id, pages.c.status.in_([str(s) for s in statuses]))
     )
     return int(conn.execute(query).scalar_one())
+
+
+#: How many repeated keys a refused batch names; all of them are counted.
+MAX_REPORTED_DUPLICATES = 100
+
+
+def _duplicate_keys(conn: sa.Connection, batch_id: str) -> DuplicateKeys:
+    """The batch's items whose key an earlier item has, found by the database.
+
+    One aggregate over the batch's items, in the creating transaction: no key
+    set in the API's memory, whatever the item count. The second query, which
+    names the repeating items, only runs when there are some.
+    """
+    groups = (
+        sa.select(items.c.key, sa.func.count().label("n"),
+                  sa.func.min(items.c.seq).label("first_seq"))
+        .where(items.c.batch_id == batch_id)
+        .group_by(items.c.key).having(sa.func.count() > 1)
+        .subquery()
+    )
+    repeats = conn.execute(sa.select(sa.func.sum(groups.c.n - 1))).scalar_one()
+    if not repeats:
+        return DuplicateKeys(0)
+    first = conn.execute(
+        sa.select(items.c.seq, items.c.key, groups.c.first_seq)
+        .join_from(items, groups, items.c.key == groups.c.key)
+        .where(items.c.batch_id == batch_id, items.c.seq > groups.c.first_seq)
+        .order_by(items.c.seq).limit(MAX_REPORTED_DUPLICATES)
+    )
+    return DuplicateKeys(int(repeats), rows(first))
 
 
 def _copy_items(conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
