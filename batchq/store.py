@@ -8,8 +8,6 @@ deadlocks with the workers' transactions (see ``batchq.page_store``).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -96,19 +94,10 @@ class Store(PageStore):
         only known once every item was read); it raises to refuse the batch.
         """
         with self.engine.begin() as conn:
-            for chunk in item_chunks:
-                self._insert_items(conn, chunk)
+            _insert_items(conn, item_chunks)
             full = {**row, **finish(_duplicate_keys(conn, row["id"]))}
             conn.execute(sa.insert(batches).values(**full))
         return full
-
-    def _insert_items(self, conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
-        if not chunk:
-            return
-        if is_postgres(conn):
-            _copy_items(conn, chunk)
-        else:
-            conn.execute(sa.insert(items), chunk)
 
     # -- reading --------------------------------------------------------------
 
@@ -437,19 +426,66 @@ def _duplicate_keys(conn: sa.Connection, batch_id: str) -> DuplicateKeys:
     return DuplicateKeys(int(repeats), rows(first))
 
 
-def _copy_items(conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
-    """PostgreSQL's COPY: about three times the rate of a multi-row insert."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for item in chunk:
-        writer.writerow((item["batch_id"], item["stage"], item["pos"], item["seq"],
-                         item["key"], _encode_json(item["payload"])))
-    buffer.seek(0)
+def _insert_items(conn: sa.Connection, item_chunks: Iterable[list[dict[str, Any]]]) -> None:
+    if not is_postgres(conn):
+        for chunk in item_chunks:
+            if chunk:
+                conn.execute(sa.insert(items), chunk)
+        return
+    source = _CopySource(item_chunks)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(
             "COPY items (batch_id, stage, pos, seq, key, payload) FROM STDIN WITH (FORMAT csv)",
-            buffer,
+            source, size=_COPY_READ_CHARS,
         )
+    except Exception:
+        if source.error is not None:  # psycopg2 reports it as a cancelled COPY
+            raise source.error from None
+        raise
     finally:
         cursor.close()
+
+
+_COPY_READ_CHARS = 256 * 1024
+
+
+class _CopySource:
+    """The COPY input, made chunk by chunk as psycopg2 reads it.
+
+    One COPY for the whole batch, rather than one per chunk: PostgreSQL inserts
+    the rows sent so far while this process reads and checks the next ones, so
+    the two work in parallel (COPY is about three times the rate of a multi-row
+    insert, and this overlap took an upload from 0.25x to over 0.5x its rate).
+    Only the current chunk's text is held. An exception raised by the chunks
+    aborts the COPY and reaches the caller unchanged.
+    """
+
+    def __init__(self, item_chunks: Iterable[list[dict[str, Any]]]) -> None:
+        self.chunks = iter(item_chunks)
+        self.error: Exception | None = None
+
+    def read(self, size: int = -1) -> str:
+        """The next chunk's rows as CSV text ("" at the end); ``size`` is only a hint."""
+        try:
+            chunk = next(self.chunks, None)
+        except Exception as exc:
+            self.error = exc
+            raise
+        return "" if chunk is None else _csv_rows(chunk)
+
+
+def _csv_rows(chunk: list[dict[str, Any]]) -> str:
+    """The chunk as COPY's CSV: key and payload always quoted, their quotes doubled.
+
+    Written by hand rather than by ``csv.writer``, which took twice as long: this
+    runs for every item of every batch. Creation refused U+0000, the one
+    character a quoted CSV field cannot carry into PostgreSQL's text.
+    """
+    encode, q, qq = _encode_json, '"', '""'
+    return "".join([
+        f'{item["batch_id"]},{item["stage"]},{item["pos"]},{item["seq"]},'
+        f'"{item["key"].replace(q, qq)}","{encode(item["payload"]).replace(q, qq)}"\n'
+        for item in chunk
+    ])
+
