@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -63,9 +65,29 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
         return {"total_items": reader.count, "stage_sizes": sizes,
                 "total_jobs": count_pages(sizes, page_size)}
 
-    batch = rt.store.create_batch(row, reader.chunks(raw_items), totals)
+    with _cyclic_gc_paused():
+        batch = rt.store.create_batch(row, reader.chunks(raw_items), totals)
     rt.send("seed", batch_id)
     return batch
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while items stream in (reference counting goes on).
+
+    Every item makes a few dicts and strings that die young and form no cycles,
+    yet each 700 of them start a collector pass: those passes took a fifth of the
+    time of creating a large batch. Memory stays bounded, as nothing is kept but
+    the current chunk; cycles made meanwhile (an exception's traceback) are
+    collected once it resumes.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from batchq.db import is_postgres
@@ -55,7 +56,16 @@ __all__ = [
 ]
 
 #: The separators batchq writes JSON with; one encoder, not one per item.
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+_std_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _encode_json(value: Any) -> str:
+    """``value`` as compact JSON: orjson (fifteen times as fast, and this runs for every item
+    of a batch), else the standard library for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _std_encode_json(value)
 _STARTABLE = status_values({BatchStatus.WAITING, BatchStatus.PROCESSING})
 
 

@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+import orjson
+
 from batchq.errors import InvalidBatch
 
 READ_BYTES = 64 * 1024
@@ -25,6 +27,7 @@ READ_BYTES = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 KEY_COLUMN, STAGE_COLUMN = "key", "stage"
 
 
@@ -37,7 +40,23 @@ def _refuse_constant(token: str) -> Any:
 
 
 # NaN and Infinity are not JSON, and PostgreSQL's json cannot store them.
-_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_strict_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
+def _decode_json(line: bytes) -> Any:
+    """One line's JSON value, as the standard library reads it, but mostly by orjson.
+
+    orjson is five times as fast, but reads integers past 64 bits as floats: a
+    line with 19 digits in a row goes to the standard library, which keeps them
+    exact, as in a JSON body. So does a line orjson refuses, for the standard
+    message. Both refuse NaN and Infinity.
+    """
+    if _LONG_DIGITS.search(line) is None:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    return _strict_decode_json(line.decode("utf-8"))
 
 
 def read_lines(stream: Readable, keep_ends: bool = False) -> Iterator[bytes]:
@@ -78,9 +97,10 @@ def ndjson_items(stream: Readable) -> Iterator[Any]:
         if not line or line.isspace():
             continue
         try:
-            item = _decode_json(line.decode("utf-8"))
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity
-            message = f"line {number} (item {index}) is not valid JSON: {exc}"
+            item = _decode_json(line)
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, NaN, too deep
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            message = f"line {number} (item {index}) is not valid JSON: {reason}"
             raise InvalidBatch(message, {"line": number, "itemErrors": {str(index): [message]}},
                                ) from exc
         yield item

@@ -52,13 +52,14 @@ def test_a_batch_without_repeated_keys_is_stored_whole_by_one_copy(
 ) -> None:
     monkeypatch.setattr(creation, "CHUNK_SIZE", 3)
     raw: list[Any] = [{"key": 'quote " comma , newline \n back \\ slash', "payload": {"a": "\"'"}},
-                      *range(1, 10)]
+                      {"big": 2**70, "text": "caf\u00e9 \u2603", 1: None}, *range(2, 10)]
     create(pg_runtime, "echo", raw)
     with pg_runtime.store.engine.connect() as conn:
         rows = conn.execute(sa.select(items.c.key, items.c.payload).order_by(items.c.seq)).all()
     assert [tuple(row) for row in rows] == [
         ('quote " comma , newline \n back \\ slash', {"a": "\"'"}),
-        *((str(n), n) for n in range(1, 10))]
+        ("1", {"big": 2**70, "text": "caf\u00e9 \u2603", "1": None}),
+        *((str(n), n) for n in range(2, 10))]
 
 
 @pytest.mark.parametrize(("body", "status"), [

@@ -141,6 +141,19 @@ def test_nan_infinity_or_bad_utf8_in_a_line_is_a_400(client: FlaskClient, line: 
     assert refused(upload(client, body))["line"] == 2
 
 
+def test_integers_past_64_bits_are_accepted_as_in_a_json_body(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    big = 123456789012345678901234567890
+    assert upload(client, f'{{"n": {big}}}\n"caf\u00e9"\n').status_code == 201
+    assert stored(rt) == [("0", {"n": big}, 0), ("1", "caf\u00e9", 0)]
+
+
+def test_a_line_nested_too_deeply_is_a_400(client: FlaskClient) -> None:
+    details = refused(upload(client, "[" * 100_000 + "]" * 100_000 + "\n"))
+    assert details["line"] == 1
+
+
 def test_items_an_upload_refuses_are_named_by_their_index(
     client: FlaskClient, rt: Runtime, new_type: NewType
 ) -> None:
