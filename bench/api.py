@@ -274,9 +274,14 @@ class Latencies:
     after_final: int = 0  # requests that ended after the batch finished, not counted
 
 
-def measure_latency(port: int, tokens: dict[str, str], batch_id: str, batches: int,
-                    timeout: float) -> Latencies:
-    """Round-robin reads while the batch is active; stops when it is final."""
+def measure_latency(port: int, tokens: dict[str, str], batches: int, timeout: float,
+                    batch_id: str | None = None, rounds: int = 300) -> Latencies:
+    """Round-robin reads: while ``batch_id`` is active, or else ``rounds`` times (idle).
+
+    The batch's status is read every 20 rounds, not timed; the rounds since the
+    last read count only once a read shows it still active (statuses only ever
+    go from active to final), so every counted request ended while it ran.
+    """
     list_path = "/batches?" + urlencode(LIST_FILTER)
     kinds = {
         "GET /batches/{id} (view-all admin)": lambda: (
@@ -287,24 +292,26 @@ def measure_latency(port: int, tokens: dict[str, str], batch_id: str, batches: i
             list_path, tokens["view-all admin"]),
     }
     result = Latencies({name: [] for name in kinds})
+    unconfirmed: list[tuple[str, float]] = []
     deadline = time.monotonic() + timeout
-    rounds = 0
-    while time.monotonic() < deadline:
-        pending: list[tuple[str, float]] = []
+    done = 0
+    while time.monotonic() < deadline and (batch_id is not None or done < rounds):
         for name, make in kinds.items():
             path, token = make()
             status, body, seconds = call(port, path, token)
             if status != 200:
                 raise RuntimeError(f"{path} answered {status}: {str(body)[:500]}")
-            pending.append((name, seconds))
-        rounds += 1
-        if rounds % 20 == 0 or rounds == 1:
-            status, batch, _ = call(port, f"/batches/{batch_id}", tokens["system"])
-            if batch["status"] not in ACTIVE:
-                result.after_final = len(pending)
-                return result
-        for name, seconds in pending:
-            result.samples[name].append(seconds)
+            unconfirmed.append((name, seconds))
+        done += 1
+        if batch_id is None or done % 20 == 0:
+            if batch_id is not None:
+                _, batch, _ = call(port, f"/batches/{batch_id}", tokens["system"])
+                if batch["status"] not in ACTIVE:
+                    result.after_final = len(unconfirmed)
+                    return result
+            for name, seconds in unconfirmed:
+                result.samples[name].append(seconds)
+            unconfirmed.clear()
     return result
 
 
@@ -337,6 +344,10 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, 
     for _ in range(20):  # warm every gunicorn worker's connection pool
         call(port, "/batches?maxResults=1", tokens["system"])
 
+    print("Latency, idle (no batch running)", flush=True)
+    figures["idle latency"] = measure_latency(port, tokens, args.batches, args.timeout,
+                                              rounds=args.idle_rounds)
+
     print(f"Raw COPY of {args.items:,} item rows (rolled back)", flush=True)
     figures["copy s"] = raw_copy(args.items)
     print(f"  {figures['copy s']:.2f} s", flush=True)
@@ -357,7 +368,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, 
 
     print("Latency while the workers process it", flush=True)
     t0 = time.monotonic()
-    figures["latency"] = measure_latency(port, tokens, batch["id"], args.batches, args.timeout)
+    figures["latency"] = measure_latency(port, tokens, args.batches, args.timeout, batch["id"])
     figures["latency s"] = time.monotonic() - t0
     final = _wait_final(port, tokens["system"], batch["id"], args.timeout)
     figures["final"] = final
@@ -403,18 +414,11 @@ def print_summary(args: argparse.Namespace, figures: dict[str, Any]) -> None:
          f"{'OK' if figures['api rss peak MB'] < 200 else 'ABOVE'} target 200 MB)"),
         ("latency phase", f"{figures['latency s']:.1f} s, until the batch finished"),
     ]
-    latency: Latencies = figures["latency"]
-    for name, samples in latency.samples.items():
-        if not samples:
-            rows.append((name, "no sample"))
-            continue
-        target = 0.010 if "{id}" in name else 0.050
-        p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
-        rows.append((name, f"p50 {p50 * 1000:6.1f} ms  p99 {p99 * 1000:6.1f} ms  "
-                           f"max {max(samples) * 1000:6.1f} ms  n={len(samples)}  "
-                           f"mean {statistics.mean(samples) * 1000:.1f} ms  "
-                           f"{'OK' if p99 <= target else 'ABOVE'} target p99 "
-                           f"{target * 1000:.0f} ms"))
+    for phase, key in (("while processing", "latency"), ("idle", "idle latency")):
+        rows.append((f"-- latency {phase}", ""))
+        latency: Latencies = figures[key]
+        for name, samples in latency.samples.items():
+            rows.append((name, _latency_row(name, samples)))
     rows += [
         ("upload batch, final", f"{final['status']}, processed {final['processedItems']:,}, "
                                 f"failed {final['failedItems']}, jobs {final['progress']}"),
@@ -432,6 +436,16 @@ def print_summary(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _latency_row(name: str, samples: list[float]) -> str:
+    if not samples:
+        return "no sample"
+    target = 0.010 if "{id}" in name else 0.050
+    p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
+    return (f"p50 {p50 * 1000:6.1f} ms  p99 {p99 * 1000:6.1f} ms  max {max(samples) * 1000:6.1f} "
+            f"ms  n={len(samples)}  mean {statistics.mean(samples) * 1000:.1f} ms  "
+            f"{'OK' if p99 <= target else 'ABOVE'} target p99 {target * 1000:.0f} ms")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -440,6 +454,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes")
     parser.add_argument("--api-workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--idle-rounds", type=int, default=300,
+                        help="rounds of the three reads before the upload, nothing running")
     parser.add_argument("--timeout", type=float, default=1800, help="give up on a step after")
     return parser.parse_args(argv)
 
