@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from flask import Response, after_this_request, current_app, request
@@ -20,13 +20,13 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.schemas import BatchCreateSchema
-from batchq.upload_formats import Readable, csv_items, ndjson_items
+from batchq.upload_formats import Readable, Upload, csv_items, ndjson_items
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 #: Media type -> the reader of its items; application/ndjson is NDJSON's other name.
-STREAMED: dict[str, Callable[[Readable], Iterator[Any]]] = {
+STREAMED: dict[str, Callable[[Readable], Upload]] = {
     NDJSON: ndjson_items, "application/ndjson": ndjson_items, CSV: csv_items,
 }
 #: After a refused upload, how much of its unread rest is read and discarded, so

@@ -8,7 +8,7 @@ import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from batchq.errors import InvalidBatch, TooManyItems
 from batchq.paging import count_pages
@@ -18,6 +18,8 @@ from batchq.store import DuplicateKeys, utcnow
 from batchq.types import BatchType
 
 CHUNK_SIZE = 10_000
+#: Of a ``MeasuredItems`` upload, a chunk is cut after this many bytes even if shorter.
+CHUNK_BYTES = 8 * 1024 * 1024
 MAX_REPORTED_ITEM_ERRORS = 100
 #: Distinct stages of one batch: each one is an entry of the batch row's stage_sizes,
 #: which every seed step reads, so their number must stay small whatever the item count.
@@ -30,6 +32,20 @@ _NUL = "\x00"
 _NUL_TEXT = "the character U+0000, which the database cannot store"
 _NUL_PHRASE = f"holds {_NUL_TEXT}"
 _NAN_PHRASE = "holds NaN or Infinity, which are not JSON"
+
+
+@runtime_checkable
+class MeasuredItems(Protocol):
+    """Items read from a body, which say how many bytes of it they took so far.
+
+    Creation holds one chunk of rows at a time: with these, a chunk is cut at
+    ``CHUNK_SIZE`` items or ``CHUNK_BYTES`` bytes, whichever comes first, so
+    memory stays bounded however long each item is.
+    """
+
+    bytes_read: int
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -273,14 +289,18 @@ class _ItemReader:
         self.problem_count = 0
 
     def chunks(self, raw_items: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
+        measured = raw_items if isinstance(raw_items, MeasuredItems) else None
+        chunk_start = 0
         chunk: list[dict[str, Any]] = []
         for raw in raw_items:
             row = self._row(raw)
             if row is not None:
                 chunk.append(row)
-            if len(chunk) >= CHUNK_SIZE:
+            if len(chunk) >= CHUNK_SIZE or (
+                    measured is not None and measured.bytes_read - chunk_start >= CHUNK_BYTES):
                 yield chunk
                 chunk = []
+                chunk_start = measured.bytes_read if measured is not None else 0
         if chunk:
             yield chunk
 

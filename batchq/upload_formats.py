@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import orjson
@@ -59,30 +59,46 @@ def _decode_json(line: bytes) -> Any:
     return _strict_decode_json(line.decode("utf-8"))
 
 
-def read_lines(stream: Readable, keep_ends: bool = False) -> Iterator[bytes]:
-    """The lines of ``stream``, split at ``\\n``, without a leading UTF-8 byte order mark.
+class Upload:
+    """An upload's items, iterated once, and how many bytes of its body were read so far.
 
-    ``keep_ends`` keeps each line's ``\\n`` (the csv module needs it for quoted
-    fields that span lines). A line longer than ``MAX_LINE_BYTES`` is refused.
+    Creation cuts its chunks by item count and by ``bytes_read``, so a chunk of
+    long lines stays small (see ``batchq.creation.MeasuredItems``).
     """
-    end = b"\n" if keep_ends else b""
-    carry = b""
-    number = 0
-    first = True
-    while block := stream.read(READ_BYTES):
-        if first:
-            block, first = block.removeprefix(_BOM), False
-        lines = (carry + block).split(b"\n")
-        carry = lines.pop()
-        for line in lines:
-            number += 1
-            if len(line) > MAX_LINE_BYTES:
-                raise _too_long(number)
-            yield line + end
-        if len(carry) > MAX_LINE_BYTES:
-            raise _too_long(number + 1)
-    if carry:
-        yield carry
+
+    def __init__(self, stream: Readable, keep_ends: bool,
+                 parse: Callable[[Iterator[bytes]], Iterator[Any]]) -> None:
+        self.bytes_read = 0
+        self._items = parse(self._lines(stream, keep_ends))
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._items
+
+    def _lines(self, stream: Readable, keep_ends: bool) -> Iterator[bytes]:
+        """The lines of ``stream``, split at ``\\n``, without a leading UTF-8 byte order mark.
+
+        ``keep_ends`` keeps each line's ``\\n`` (the csv module needs it for quoted
+        fields that span lines). A line longer than ``MAX_LINE_BYTES`` is refused.
+        """
+        end = b"\n" if keep_ends else b""
+        carry = b""
+        number = 0
+        first = True
+        while block := stream.read(READ_BYTES):
+            self.bytes_read += len(block)
+            if first:
+                block, first = block.removeprefix(_BOM), False
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+            for line in lines:
+                number += 1
+                if len(line) > MAX_LINE_BYTES:
+                    raise _too_long(number)
+                yield line + end
+            if len(carry) > MAX_LINE_BYTES:
+                raise _too_long(number + 1)
+        if carry:
+            yield carry
 
 
 def _too_long(number: int) -> InvalidBatch:
@@ -90,10 +106,14 @@ def _too_long(number: int) -> InvalidBatch:
                         "item of an upload may take", {"line": number})
 
 
-def ndjson_items(stream: Readable) -> Iterator[Any]:
+def ndjson_items(stream: Readable) -> Upload:
     """The items of an NDJSON upload; a line that is not JSON refuses the whole upload."""
+    return Upload(stream, False, _ndjson_items)
+
+
+def _ndjson_items(lines: Iterator[bytes]) -> Iterator[Any]:
     index = 0
-    for number, line in enumerate(read_lines(stream), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
             continue
         try:
@@ -107,7 +127,7 @@ def ndjson_items(stream: Readable) -> Iterator[Any]:
         index += 1
 
 
-def csv_items(stream: Readable) -> Iterator[Any]:
+def csv_items(stream: Readable) -> Upload:
     """The items of a CSV upload (UTF-8, comma-separated, ``"`` quotes, a header row).
 
     Each row is one item. The column ``key``, if present, is the item's key
@@ -116,7 +136,11 @@ def csv_items(stream: Readable) -> Iterator[Any]:
     an object ``{column name: cell text}``: values stay strings. Blank lines are
     skipped. A row with more or fewer cells than the header refuses the upload.
     """
-    reader = csv.reader(_text_lines(stream), strict=True)
+    return Upload(stream, True, _csv_items)
+
+
+def _csv_items(lines: Iterator[bytes]) -> Iterator[Any]:
+    reader = csv.reader(_text_lines(lines), strict=True)
     try:
         header = next(reader, None)
         if header is None:
@@ -140,8 +164,8 @@ def csv_items(stream: Readable) -> Iterator[Any]:
                            {"line": reader.line_num}) from exc
 
 
-def _text_lines(stream: Readable) -> Iterator[str]:
-    for number, line in enumerate(read_lines(stream, keep_ends=True), start=1):
+def _text_lines(lines: Iterator[bytes]) -> Iterator[str]:
+    for number, line in enumerate(lines, start=1):
         try:
             yield line.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -14,9 +15,10 @@ from marshmallow import Schema, fields, validate
 from werkzeug.test import TestResponse
 
 from api import create_app
-from batchq import upload_formats
+from batchq import creation, upload_formats
 from batchq.runtime import Runtime
 from batchq.tables import batches, items
+from batchq.types import registry
 
 from .support import MakeRuntime, NewType, authenticated_client, dispatcher_of
 
@@ -340,3 +342,16 @@ def test_the_openapi_document_describes_the_three_bodies_and_the_query(
     assert names == {"type", "params", "description", "tenantId", "pageSize", "jobsPerSeed",
                      "failureThreshold", "retentionDays"}
     assert "415" in post["responses"]
+
+
+def test_chunks_of_an_upload_are_cut_by_bytes_read_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(upload_formats, "READ_BYTES", 100)
+    monkeypatch.setattr(creation, "CHUNK_BYTES", 1000)
+    body = ndjson(*({"text": "x" * 90} for _ in range(50)))  # 50 lines of about 100 bytes
+    reader = creation._ItemReader("b", registry.get("echo"), 1000)
+    sizes = [len(chunk) for chunk in reader.chunks(upload_formats.ndjson_items(io.BytesIO(
+        body.encode())))]
+    assert sum(sizes) == 50
+    assert max(sizes) <= 11  # about 1000 bytes of lines, never CHUNK_SIZE items
