@@ -305,25 +305,27 @@ class _ItemReader:
             yield chunk
 
     def _row(self, raw: Any) -> dict[str, Any] | None:
+        # Runs for every item: the helpers it needs are called only off the common path.
         seq = self.count
-        self.count += 1
-        if self.count > self.max_items:
+        self.count = seq + 1
+        if seq >= self.max_items:
             raise TooManyItems(
                 f"A batch may hold at most {self.max_items} items; split it into several batches",
                 {"maxItems": self.max_items},
             )
         key, payload, stage = _split_item(raw, seq)
         if stage is None:
-            stage = self._stage_of(payload)
+            stage = 0 if self.batch_type.stage_of is None else self._stage_of(payload)
         messages = self._check(key, payload, stage)
         if messages:
             self._refuse(seq, messages)
             return None
-        assert isinstance(stage, int)
-        if stage not in self.next_pos and len(self.next_pos) >= MAX_STAGES:
-            self._refuse(seq, [f"a batch may have at most {MAX_STAGES} different stages"])
-            return None
-        pos = self.next_pos.get(stage, 0)
+        pos = self.next_pos.get(stage)
+        if pos is None:
+            if len(self.next_pos) >= MAX_STAGES:
+                self._refuse(seq, [f"a batch may have at most {MAX_STAGES} different stages"])
+                return None
+            pos = 0
         self.next_pos[stage] = pos + 1
         return {"batch_id": self.batch_id, "stage": stage, "pos": pos, "seq": seq,
                 "key": key, "payload": payload}
@@ -391,6 +393,6 @@ class _ItemReader:
 
 def _split_item(raw: Any, seq: int) -> tuple[Any, Any, Any]:
     """(key, payload, stage) of an item written in either accepted form."""
-    if isinstance(raw, dict) and "payload" in raw and set(raw) <= _ITEM_FIELDS:
+    if isinstance(raw, dict) and "payload" in raw and raw.keys() <= _ITEM_FIELDS:
         return raw.get("key", str(seq)), raw["payload"], raw.get("stage")
     return str(seq), raw, None
