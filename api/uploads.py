@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from flask import Response, after_this_request, current_app, request
 from flask_smorest import abort
-from marshmallow import RAISE, ValidationError, fields
+from marshmallow import RAISE, ValidationError, fields, validate
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -52,10 +52,11 @@ class JSONObjectText(fields.Field):
 class NullableFloat(fields.Float):
     """A float, or ``null`` / ``none`` in a query string for "no value"."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None,
+                    **kwargs: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("null", "none"):
-            return None
-        return super()._deserialize(value, attr, data, **kwargs)
+            value = None  # before validation, which a None from _deserialize would not skip
+        return super().deserialize(value, attr, data, **kwargs)
 
 
 class UploadQuerySchema(BatchCreateSchema):
@@ -69,6 +70,7 @@ class UploadQuerySchema(BatchCreateSchema):
         "type": "string", "description": "The type's parameters, as the JSON text of an object"})
     failure_threshold = NullableFloat(
         data_key="failureThreshold", allow_none=True,
+        validate=validate.Range(min=0, max=1, min_inclusive=False),
         metadata={"description": "Abort when failed/processed reaches it; null disables"})
 
 
@@ -104,15 +106,15 @@ def read_create_request(parser: FlaskParser) -> dict[str, Any]:
     if media_type == JSON or (media_type.startswith("application/")
                               and media_type.endswith("+json")):
         return _json_body(parser)
+    # Bounded by BATCHQ_MAX_ITEMS instead. (None would mean "the app's MAX_CONTENT_LENGTH".)
+    request.max_content_length = sys.maxsize
+    after_this_request(_drain_unread_body)  # whatever refuses the upload from here on
     reader = STREAMED.get(media_type)
     if reader is None:
         _abort(415, f"POST /batches takes a body of Content-Type {JSON}, {NDJSON} or {CSV}, "
                f"not {media_type or 'none'!r}")
     options: dict[str, Any] = parser.parse(UploadQuerySchema(), request, location="query",
                                            unknown=RAISE)
-    # Bounded by BATCHQ_MAX_ITEMS instead. (None would mean "the app's MAX_CONTENT_LENGTH".)
-    request.max_content_length = sys.maxsize
-    after_this_request(_drain_unread_body)
     return {**options, "items": reader(request.stream)}
 
 

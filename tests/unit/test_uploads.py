@@ -298,6 +298,7 @@ def test_a_csv_with_only_a_header_is_a_400(client: FlaskClient) -> None:
     ({"params": "[1]"}, "params"),
     ({"params": "{not json"}, "params"),
     ({"failureThreshold": "high"}, "failureThreshold"),
+    ({"failureThreshold": "1.5"}, "failureThreshold"),
 ])
 def test_a_missing_or_unknown_query_parameter_is_a_400_naming_it(
     client: FlaskClient, rt: Runtime, query: dict[str, Any], field: str
@@ -355,3 +356,20 @@ def test_chunks_of_an_upload_are_cut_by_bytes_read_too(
         body.encode())))]
     assert sum(sizes) == 50
     assert max(sizes) <= 11  # about 1000 bytes of lines, never CHUNK_SIZE items
+
+
+@pytest.mark.parametrize(("query", "content_type", "first_line", "status"), [
+    ("type=echo", NDJSON, b"{broken\n", 400),
+    ("type=echo&bogus=1", NDJSON, b"1\n", 400),
+    ("type=echo", "text/plain", b"1\n", 415),
+    ("type=echo", NDJSON, b"1\n" * 51, 413),
+])
+def test_a_refused_upload_is_read_to_its_end_so_the_client_gets_the_answer(
+    client: FlaskClient, query: str, content_type: str, first_line: bytes, status: int
+) -> None:
+    data = first_line + b"2\n" * 100_000
+    body = io.BytesIO(data)
+    response = client.post(f"/batches?{query}", input_stream=body, content_length=len(data),
+                           content_type=content_type)
+    refused(response, status)
+    assert body.tell() == len(data)
