@@ -1,9 +1,10 @@
 """The items of a streamed upload, NDJSON or CSV, read one line at a time.
 
 Both readers take a binary stream (anything with ``read(size)``, such as a WSGI
-input) and yield items in the shapes ``batchq.creation.create_batch`` takes, so a
-batch of millions of items is created without holding its body in memory: only
-the current read block and line are.
+input) and return an ``Upload``: the items, in the shapes
+``batchq.creation.create_batch`` takes, read as they are iterated, so a batch of
+millions of items is created without holding its body in memory: only the
+current read block and line are.
 
 NDJSON: one JSON value per line, an item ``{"key", "payload", "stage"?}`` or a
 bare payload, exactly as in a JSON body's ``items``; blank lines are skipped and
