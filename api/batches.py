@@ -13,13 +13,13 @@ from api.errors import TOO_MANY_ACTIVE
 from api.idempotency import idempotent
 from api.schemas import (
     BatchCountSchema,
-    BatchCreateSchema,
     BatchFilterSchema,
     BatchListItemSchema,
     BatchPatchSchema,
     BatchQuerySchema,
     BatchSchema,
 )
+from api.uploads import QUERY_PARAMETERS, REQUEST_BODY, read_create_request
 from batchq import control, queries
 from batchq.creation import NewBatch, create_batch
 from batchq.permissions import tenant_of_new_batch
@@ -63,15 +63,18 @@ class Batches(MethodView):
                                     page)
 
     @idempotent(blp)
-    @blp.arguments(BatchCreateSchema)
+    @blp.doc(requestBody=REQUEST_BODY, parameters=QUERY_PARAMETERS)
     @blp.response(201, BatchSchema)
     @blp.alt_response(401, description=NO_CREDENTIAL)
-    @blp.alt_response(400, description="Refused items, with their indexes")
+    @blp.alt_response(400, description="Refused items, with their indexes (and upload lines)")
     @blp.alt_response(403, description="You may not create batches for that tenant")
-    @blp.alt_response(413, description="More items than the configured maximum")
+    @blp.alt_response(413, description="More items than BATCHQ_MAX_ITEMS, or a JSON body "
+                      "larger than BATCHQ_MAX_BODY_MB")
+    @blp.alt_response(415, description="A Content-Type other than JSON, NDJSON or CSV")
     @blp.alt_response(429, **TOO_MANY_ACTIVE)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a batch"""
+    def post(self) -> dict[str, Any]:
+        """Create a batch: a JSON body, or the items streamed as NDJSON or CSV"""
+        body = read_create_request(blp.ARGUMENTS_PARSER)
         rt = runtime()
         caller = current_caller()
         options = {name: body[name] for name in

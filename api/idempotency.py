@@ -48,7 +48,10 @@ def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., A
                 return view(*args, **kwargs)
             return _run_once(key, lambda: view(*args, **kwargs))
 
-        documented = blp.doc(parameters=[HEADER_DOC])(wrapper)
+        # flask-smorest's doc() replaces a list rather than extending it: keep the view's.
+        documented_before = getattr(view, "_apidoc", {}).get("manual_doc", {})
+        parameters = [*documented_before.get("parameters", []), HEADER_DOC]
+        documented = blp.doc(parameters=parameters)(wrapper)
         documented = blp.alt_response(
             409, description=f"A request with this {HEADER} is still in progress")(documented)
         return blp.alt_response(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,42 @@ def create_engine(database_url: str, **kwargs: Any) -> sa.Engine:
     database_url = normalise_url(database_url)
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
-    return sa.create_engine(database_url, **kwargs)
+    engine = sa.create_engine(database_url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection unused for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: sa.Engine) -> None:
+    """``pool_pre_ping``, but only for connections that sat idle in the pool.
+
+    A database restart or a dropped connection is found before a query fails,
+    as with ``pool_pre_ping``; but a busy process, whose connections go back
+    and forth within milliseconds, does not pay a round trip per checkout
+    (``GET /batches/{id}`` checks out five, and pinging each was a quarter of
+    its time).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"a pooled connection is gone: {exc}") from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("a pooled connection is gone")
 
 
 def normalise_url(database_url: str) -> str:

@@ -105,7 +105,13 @@ def filter_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
 
 
 def list_batches(engine: sa.Engine, caller: Caller, wanted: BatchFilter, page: Page) -> list[Row]:
-    """The batches ``caller`` may read that match ``wanted``, sorted and paged.
+    """The batches ``caller`` may read that match ``wanted``, sorted and paged."""
+    with engine.connect() as conn:
+        return rows(conn.execute(list_query(caller, wanted, page)))
+
+
+def list_query(caller: Caller, wanted: BatchFilter, page: Page) -> sa.Select[Any]:
+    """The query of ``list_batches`` (also for EXPLAIN in bench/api.py).
 
     Without ``sort_by``, newest first; ties are broken by id, so paging is stable.
     """
@@ -114,11 +120,9 @@ def list_batches(engine: sa.Engine, caller: Caller, wanted: BatchFilter, page: P
     order = [column.desc() if descending else column.asc()]
     if column is not batches.c.id:
         order.append(batches.c.id.desc() if descending else batches.c.id.asc())
-    query = (sa.select(*LIST_COLUMNS)
-             .where(scope_clause(read_scope(caller)), *filter_clauses(wanted))
-             .order_by(*order).offset(page.first_result).limit(page.max_results))
-    with engine.connect() as conn:
-        return rows(conn.execute(query))
+    return (sa.select(*LIST_COLUMNS)
+            .where(scope_clause(read_scope(caller)), *filter_clauses(wanted))
+            .order_by(*order).offset(page.first_result).limit(page.max_results))
 
 
 def count_batches(engine: sa.Engine, caller: Caller, wanted: BatchFilter) -> int:

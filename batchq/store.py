@@ -8,14 +8,13 @@ deadlocks with the workers' transactions (see ``batchq.page_store``).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from batchq.admission import check_active_quota
@@ -55,12 +54,21 @@ from batchq.store_base import (
 from batchq.tables import batches, item_errors, items, pages, result_files
 
 __all__ = [
-    "ClaimRequest", "FinishResult", "ItemFailure", "PageClaim", "PageOutcome", "Row", "Store",
-    "WorkQueueStatus", "threshold_reached", "utcnow",
+    "ClaimRequest", "DuplicateKeys", "FinishResult", "ItemFailure", "PageClaim", "PageOutcome",
+    "Row", "Store", "WorkQueueStatus", "threshold_reached", "utcnow",
 ]
 
 #: The separators batchq writes JSON with; one encoder, not one per item.
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+_std_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _encode_json(value: Any) -> str:
+    """``value`` as compact JSON: orjson (fifteen times as fast, and this runs for every item
+    of a batch), else the standard library for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _std_encode_json(value)
 _STARTABLE = status_values({BatchStatus.WAITING, BatchStatus.PROCESSING})
 
 
@@ -71,6 +79,15 @@ class WorkQueueStatus:
     queued: int
     running: int
     workers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DuplicateKeys:
+    """Items whose key an earlier item of the same batch already has."""
+
+    count: int
+    #: The first of them in input order, at most the limit asked for: seq, key, first_seq.
+    first: list[Row] = field(default_factory=list)
 
 
 class Store(SourceStore, PageStore, ReportStore):
@@ -85,25 +102,21 @@ class Store(SourceStore, PageStore, ReportStore):
                      finish: Any, max_active: int = 0) -> dict[str, Any]:
         """Insert the items chunk by chunk, then the batch row, in one transaction.
 
-        ``finish()`` is called after the last chunk and returns the batch row's
-        remaining columns (totals only known once every item was read).
+        ``finish(duplicates)`` is called after the last chunk with the batch's
+        ``DuplicateKeys`` and returns the batch row's remaining columns (totals
+        only known once every item was read); it raises to refuse the batch.
         ``max_active`` is the creator's quota of active batches (0: none).
         """
         with self.engine.begin() as conn:
             check_active_quota(conn, row["create_user_id"], max_active)
-            for chunk in item_chunks:
-                self._insert_items(conn, chunk)
-            full = {**row, **finish()}
+            _insert_items(conn, item_chunks)
+            full = {**row, **finish(_duplicate_keys(conn, row["id"]))}
             conn.execute(sa.insert(batches).values(**full))
         return full
 
     def _insert_items(self, conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
-        if not chunk:
-            return
-        if is_postgres(conn):
-            _copy_items(conn, chunk)
-        else:
-            conn.execute(sa.insert(items), chunk)
+        """Insert one chunk of item rows (a source's chunk: ``SourceStore``)."""
+        _insert_items(conn, [chunk])
 
     # -- reading --------------------------------------------------------------
 
@@ -405,19 +418,101 @@ def _count_pages(conn: sa.Connection, batch_id: str, statuses: Iterable[str]) ->
     return int(conn.execute(query).scalar_one())
 
 
-def _copy_items(conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
-    """PostgreSQL's COPY: about three times the rate of a multi-row insert."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for item in chunk:
-        writer.writerow((item["batch_id"], item["stage"], item["pos"], item["seq"],
-                         item["key"], _encode_json(item["payload"])))
-    buffer.seek(0)
+#: How many repeated keys a refused batch names; all of them are counted.
+MAX_REPORTED_DUPLICATES = 100
+
+
+def _duplicate_keys(conn: sa.Connection, batch_id: str) -> DuplicateKeys:
+    """The batch's items whose key an earlier item has, found by the database.
+
+    One aggregate over the batch's items, in the creating transaction: no key
+    set in the API's memory, whatever the item count. Items minus distinct keys
+    counts the repeats; on PostgreSQL that took 0.3 s per million items, half
+    the time of ``GROUP BY key HAVING count(*) > 1`` (whose hash table spills to
+    disk). The grouping, which names the repeating items, only runs when there
+    are some.
+    """
+    repeats = conn.execute(
+        sa.select(sa.func.count() - sa.func.count(sa.distinct(items.c.key)))
+        .where(items.c.batch_id == batch_id)
+    ).scalar_one()
+    if not repeats:
+        return DuplicateKeys(0)
+    groups = (
+        sa.select(items.c.key, sa.func.min(items.c.seq).label("first_seq"))
+        .where(items.c.batch_id == batch_id)
+        .group_by(items.c.key).having(sa.func.count() > 1)
+        .subquery()
+    )
+    first = conn.execute(
+        sa.select(items.c.seq, items.c.key, groups.c.first_seq)
+        .join_from(items, groups, items.c.key == groups.c.key)
+        .where(items.c.batch_id == batch_id, items.c.seq > groups.c.first_seq)
+        .order_by(items.c.seq).limit(MAX_REPORTED_DUPLICATES)
+    )
+    return DuplicateKeys(int(repeats), rows(first))
+
+
+def _insert_items(conn: sa.Connection, item_chunks: Iterable[list[dict[str, Any]]]) -> None:
+    if not is_postgres(conn):
+        for chunk in item_chunks:
+            if chunk:
+                conn.execute(sa.insert(items), chunk)
+        return
+    source = _CopySource(item_chunks)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(
             "COPY items (batch_id, stage, pos, seq, key, payload) FROM STDIN WITH (FORMAT csv)",
-            buffer,
+            source, size=_COPY_READ_CHARS,
         )
+    except Exception:
+        if source.error is not None:  # psycopg2 reports it as a cancelled COPY
+            raise source.error from None
+        raise
     finally:
         cursor.close()
+
+
+_COPY_READ_CHARS = 256 * 1024
+
+
+class _CopySource:
+    """The COPY input, made chunk by chunk as psycopg2 reads it.
+
+    One COPY for the whole batch, rather than one per chunk: PostgreSQL inserts
+    the rows sent so far while this process reads and checks the next ones, so
+    the two work in parallel (COPY is about three times the rate of a multi-row
+    insert, and this overlap took an upload from 0.25x to over 0.5x its rate).
+    Only the current chunk's text is held. An exception raised by the chunks
+    aborts the COPY and reaches the caller unchanged.
+    """
+
+    def __init__(self, item_chunks: Iterable[list[dict[str, Any]]]) -> None:
+        self.chunks = iter(item_chunks)
+        self.error: Exception | None = None
+
+    def read(self, size: int = -1) -> str:
+        """The next chunk's rows as CSV text ("" at the end); ``size`` is only a hint."""
+        try:
+            chunk = next(self.chunks, None)
+        except Exception as exc:
+            self.error = exc
+            raise
+        return "" if chunk is None else _csv_rows(chunk)
+
+
+def _csv_rows(chunk: list[dict[str, Any]]) -> str:
+    """The chunk as COPY's CSV: key and payload always quoted, their quotes doubled.
+
+    Written by hand rather than by ``csv.writer``, which took twice as long: this
+    runs for every item of every batch. Creation refused U+0000, the one
+    character a quoted CSV field cannot carry into PostgreSQL's text.
+    """
+    encode, q, qq = _encode_json, '"', '""'
+    return "".join([
+        f'{item["batch_id"]},{item["stage"]},{item["pos"]},{item["seq"]},'
+        f'"{item["key"].replace(q, qq)}","{encode(item["payload"]).replace(q, qq)}"\n'
+        for item in chunk
+    ])
+

@@ -1,17 +1,12 @@
 """``batchq submit`` streaming NDJSON and CSV to a real API, with real worker processes.
 
-The client side of the upload contract lives on the items-cli branch; the server
-side (``POST /batches`` accepting ``application/x-ndjson`` and ``text/csv`` with
-the options as query parameters) on another. Until both are merged the API's
-OpenAPI document does not list those media types, and this module is skipped;
-after the merge it must run and pass (if the server documents its upload some
-other way, delete ``pytestmark``).
+The client streams the file as the body of ``POST /batches`` (``application/x-ndjson``
+or ``text/csv``) with the options as query parameters; the server reads it as it comes.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,29 +15,9 @@ from click.testing import CliRunner, Result
 
 from api import create_app
 from batchq.cli import main
-from batchq.runtime import build_runtime
-from batchq.settings import Settings
 from batchq.users import NewUser, create_user
 from tests.integration.harness import Cluster
 from tests.live_server import serving
-from tests.unit.support import FakeDispatcher
-
-
-def _server_documents_uploads() -> bool:
-    with tempfile.TemporaryDirectory() as folder:
-        runtime = build_runtime(Settings(data_dir=Path(folder)), FakeDispatcher())
-        try:
-            spec = create_app(runtime=runtime).test_client().get("/openapi.json").get_json()
-        finally:
-            runtime.store.engine.dispose()
-    content = spec["paths"]["/batches"]["post"].get("requestBody", {}).get("content", {})
-    return {"application/x-ndjson", "text/csv"} <= set(content)
-
-
-pytestmark = pytest.mark.skipif(
-    not _server_documents_uploads(),
-    reason="POST /batches does not document NDJSON/CSV uploads on this branch (server side "
-           "not merged yet)")
 
 
 @pytest.fixture

@@ -89,9 +89,52 @@ def test_a_repeated_key_refuses_the_batch_and_names_the_repeating_indexes(rt: Ru
     with pytest.raises(InvalidBatch) as refused:
         create(rt, "echo", raw)
     errors = refused.value.details["itemErrors"]
-    assert sorted(errors) == ["2", "4"]
-    assert "duplicate key 'a'" in errors["2"]
+    assert errors == {"2": ["duplicate key 'a', first used by item 0"],
+                      "4": ["duplicate key 'b', first used by item 1"]}
     assert refused.value.details["refusedItems"] == 2
+    assert_nothing_stored(rt)
+
+
+def test_repeated_keys_across_chunks_are_found_by_the_database(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(creation, "CHUNK_SIZE", 2)  # the first occurrences are inserted first
+    raw = [{"key": f"k{n % 4}", "payload": n} for n in range(7)]
+    with pytest.raises(InvalidBatch) as refused:
+        create(rt, "echo", raw)
+    errors = refused.value.details["itemErrors"]
+    assert errors == {str(n): [f"duplicate key 'k{n - 4}', first used by item {n - 4}"]
+                      for n in (4, 5, 6)}
+    assert_nothing_stored(rt)
+
+
+def test_repeated_keys_and_other_refusals_are_named_together_in_input_order(
+    rt: Runtime, new_type: NewType
+) -> None:
+    code, _calls = new_type(item_schema=PositiveN())
+    raw = [{"key": "a", "payload": {"n": 1}}, {"key": "b", "payload": {"n": -1}},
+           {"key": "a", "payload": {"n": 2}}, {"key": "c", "payload": {"n": 0}}]
+    with pytest.raises(InvalidBatch) as refused:
+        create(rt, code, raw)
+    errors = refused.value.details["itemErrors"]
+    assert list(errors) == ["1", "2", "3"]
+    assert errors["2"] == ["duplicate key 'a', first used by item 0"]
+    assert errors["1"][0].startswith("n: ")
+    assert refused.value.details["refusedItems"] == 3
+    assert "3 of 4 items were refused" in refused.value.message
+    assert_nothing_stored(rt)
+
+
+def test_a_batch_may_have_at_most_max_stages_different_stages(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(creation, "MAX_STAGES", 3)
+    raw = [{"key": str(n), "payload": n, "stage": n % 5} for n in range(6)]
+    with pytest.raises(InvalidBatch) as refused:
+        create(rt, "echo", raw)
+    assert refused.value.details["itemErrors"] == {
+        "3": ["a batch may have at most 3 different stages"],
+        "4": ["a batch may have at most 3 different stages"]}
     assert_nothing_stored(rt)
 
 

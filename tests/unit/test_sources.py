@@ -197,7 +197,7 @@ def test_a_source_that_raises_fails_the_batch_with_the_reason_and_keeps_counts(
 @pytest.mark.parametrize(("chunk", "reason"), [
     (SourceChunk([{"key": "a", "payload": 1}, {"key": "a", "payload": 2}]),
      "The source returned items that were refused: 1 of 2 items were refused; nothing was "
-     "stored; item 1: duplicate key 'a'"),
+     "stored; item 1: duplicate key 'a', first used by item 0"),
     (SourceChunk([{"key": "a", "payload": 1, "stage": 2}]),
      "The source returned items that were refused: 1 items carry a stage; a source batch has "
      "one stage; item 0: stage must not be set"),

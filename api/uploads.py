@@ -1,0 +1,150 @@
+"""``POST /batches``'s three bodies: a JSON object, or the items streamed as NDJSON or CSV.
+
+A JSON body is read whole (so it is limited by ``BATCHQ_MAX_BODY_MB``); NDJSON
+and CSV bodies are the items alone, read line by line while they are inserted,
+with the batch's options in the query string. Those are limited by
+``BATCHQ_MAX_ITEMS`` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from flask import Response, after_this_request, current_app, request
+from flask_smorest import abort
+from marshmallow import RAISE, ValidationError, fields, validate
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from api.schemas import BatchCreateSchema
+from batchq.upload_formats import Readable, Upload, csv_items, ndjson_items
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+#: Media type -> the reader of its items; application/ndjson is NDJSON's other name.
+STREAMED: dict[str, Callable[[Readable], Upload]] = {
+    NDJSON: ndjson_items, "application/ndjson": ndjson_items, CSV: csv_items,
+}
+#: After a refused upload, how much of its unread rest is read and discarded, so
+#: the client sees the error rather than a connection reset.
+DRAIN_LIMIT_BYTES = 1024 * 1024 * 1024
+_DRAIN_BLOCK = 64 * 1024
+
+
+class JSONObjectText(fields.Field):
+    """A query parameter holding the JSON text of an object, e.g. ``{"url": "..."}``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any,
+                     **kwargs: Any) -> dict[str, Any]:
+        try:
+            loaded = current_app.json.loads(value)
+        except ValueError as exc:
+            raise ValidationError(f"must be the JSON text of an object: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ValidationError("must be the JSON text of an object, e.g. {\"a\": 1}")
+        return loaded
+
+
+class NullableFloat(fields.Float):
+    """A float, or ``null`` / ``none`` in a query string for "no value"."""
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None,
+                    **kwargs: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("null", "none"):
+            value = None  # before validation, which a None from _deserialize would not skip
+        return super().deserialize(value, attr, data, **kwargs)
+
+
+class UploadQuerySchema(BatchCreateSchema):
+    """The query string of an NDJSON or CSV ``POST /batches``: the JSON body's fields but items."""
+
+    class Meta:
+        unknown = RAISE
+        exclude = ("items",)
+
+    params = JSONObjectText(load_default=dict, metadata={  # type: ignore[assignment]
+        "type": "string", "description": "The type's parameters, as the JSON text of an object"})
+    failure_threshold = NullableFloat(
+        data_key="failureThreshold", allow_none=True,
+        validate=validate.Range(min=0, max=1, min_inclusive=False),
+        metadata={"description": "Abort when failed/processed reaches it; null disables"})
+
+
+class UploadQueryDocSchema(UploadQuerySchema):
+    """The OpenAPI description of the query: ``type`` is needed by NDJSON and CSV only."""
+
+    type = fields.Str(metadata={"description": "NDJSON and CSV uploads: the batch type's code "
+                                "(required); a JSON body carries it in the body instead"})
+
+
+REQUEST_BODY = {
+    "required": True,
+    "description": (
+        "A JSON object with the items and options; or the items alone, streamed as NDJSON "
+        "(one item per line) or CSV (a header row; columns key and stage are the item's, every "
+        "other column goes into its payload as text), with the options in the query string. "
+        "A JSON body is limited to BATCHQ_MAX_BODY_MB; NDJSON and CSV only by BATCHQ_MAX_ITEMS."
+    ),
+    "content": {
+        JSON: {"schema": BatchCreateSchema},
+        NDJSON: {"schema": {"type": "string", "format": "binary"},
+                 "example": '{"key": "a", "payload": {"n": 1}}\n{"n": 2}\n'},
+        CSV: {"schema": {"type": "string", "format": "binary"},
+              "example": "key,stage,email\nc-1,0,ann@example.com\n"},
+    },
+}
+QUERY_PARAMETERS = [{"in": "query", "schema": UploadQueryDocSchema}]
+
+
+def read_create_request(parser: FlaskParser) -> dict[str, Any]:
+    """The create request's options and ``items`` (a list, or an iterator over the stream)."""
+    media_type = request.mimetype
+    if media_type == JSON or (media_type.startswith("application/")
+                              and media_type.endswith("+json")):
+        return _json_body(parser)
+    # Bounded by BATCHQ_MAX_ITEMS instead. (None would mean "the app's MAX_CONTENT_LENGTH".)
+    request.max_content_length = sys.maxsize
+    after_this_request(_drain_unread_body)  # whatever refuses the upload from here on
+    reader = STREAMED.get(media_type)
+    if reader is None:
+        _abort(415, f"POST /batches takes a body of Content-Type {JSON}, {NDJSON} or {CSV}, "
+               f"not {media_type or 'none'!r}")
+    options: dict[str, Any] = parser.parse(UploadQuerySchema(), request, location="query",
+                                           unknown=RAISE)
+    return {**options, "items": reader(request.stream)}
+
+
+def _json_body(parser: FlaskParser) -> dict[str, Any]:
+    try:
+        body: dict[str, Any] = parser.parse(BatchCreateSchema(), request, location="json")
+    except RequestEntityTooLarge:
+        limit = request.max_content_length or 0
+        _abort(413, f"The JSON body is larger than {limit // (1024 * 1024)} MB "
+               f"(BATCHQ_MAX_BODY_MB); post large batches as {NDJSON} or {CSV}, which are "
+               "streamed")
+    return body
+
+
+def _abort(status: int, message: str) -> NoReturn:
+    abort(status, message=message)
+    raise AssertionError("unreachable: abort raises")  # flask-smorest's abort is not NoReturn
+
+
+def _drain_unread_body(response: Response) -> Response:
+    """Read what is left of a refused upload, so the client can read the error response.
+
+    A server that closes a connection with unread data in it resets it, and most
+    clients then report the reset, not the 400 or 413 sent before it. After a
+    successful upload nothing is left to read.
+    """
+    drained = 0
+    with contextlib.suppress(Exception):  # a client gone, a broken stream: nothing to save
+        stream = request.stream
+        while drained < DRAIN_LIMIT_BYTES and (block := stream.read(_DRAIN_BLOCK)):
+            drained += len(block)
+    return response
+
