@@ -373,3 +373,20 @@ def test_a_refused_upload_is_read_to_its_end_so_the_client_gets_the_answer(
                            content_type=content_type)
     refused(response, status)
     assert body.tell() == len(data)
+
+
+def test_an_upload_under_an_idempotency_key_is_replayed_and_another_body_is_422(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    body = ndjson({"key": "a", "payload": 1}, {"key": "b", "payload": 2})
+    headers = {"Idempotency-Key": "nightly-2026-11-23"}
+    first = client.post("/batches?type=echo", data=body, content_type=NDJSON, headers=headers)
+    again = client.post("/batches?type=echo", data=body, content_type=NDJSON, headers=headers)
+    other = client.post("/batches?type=echo", data=body + ndjson({"key": "c", "payload": 3}),
+                        content_type=NDJSON, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert refused(other, 422)
+    assert batch_count(rt) == 1
