@@ -11,7 +11,7 @@ from batchq.execution import queue_more_pages
 from batchq.paging import stage_of_page
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, BatchStatus, StopReason
-from batchq.store import Row, utcnow
+from batchq.store import Row, WorkQueueStatus, utcnow
 
 MAX_ITEM_ERRORS_SHOWN = 100
 CAN_CANCEL, CANNOT_CANCEL = "CanCancel", "CannotCancel"
@@ -28,8 +28,11 @@ def get_batch(rt: Runtime, batch_id: str) -> Row:
 def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
     """Everything ``GET /batches/{id}`` shows, read without scanning the batch's items."""
     batch = dict(get_batch(rt, batch_id))
-    queue = rt.store.work_queue_status(batch_id)
-    errors = rt.store.item_errors(batch_id, MAX_ITEM_ERRORS_SHOWN)
+    # Each read is a round trip: skip those whose answer the batch row already gives.
+    # A finished batch has no page in flight (it finishes only once none is).
+    finished = batch["status"] in FINAL_STATUSES
+    queue = WorkQueueStatus(0, 0) if finished else rt.store.work_queue_status(batch_id)
+    errors = rt.store.item_errors(batch_id, MAX_ITEM_ERRORS_SHOWN) if batch["failed_items"] else []
     total_jobs, done_jobs = batch["total_jobs"], batch["jobs_completed"]
     batch.update(
         unprocessed_items=batch["total_items"] - batch["processed_items"],
