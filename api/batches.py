@@ -105,7 +105,9 @@ class BatchById(MethodView):
     @blp.alt_response(404, description="No such batch, or not one you may read")
     def get(self, batch_id: str) -> dict[str, Any]:
         """Read a batch: status, counters, progress and item errors"""
-        return control.describe_batch(_access(batch_id), batch_id)
+        rt = runtime()
+        batch = queries.check_access(rt.store.engine, current_caller(), batch_id)
+        return control.describe_batch(rt, batch_id, batch)
 
     @blp.arguments(BatchPatchSchema)
     @blp.response(200, BatchSchema)

@@ -25,9 +25,12 @@ def get_batch(rt: Runtime, batch_id: str) -> Row:
     return batch
 
 
-def describe_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
-    """Everything ``GET /batches/{id}`` shows, read without scanning the batch's items."""
-    batch = dict(get_batch(rt, batch_id))
+def describe_batch(rt: Runtime, batch_id: str, batch_row: Row | None = None) -> dict[str, Any]:
+    """Everything ``GET /batches/{id}`` shows, read without scanning the batch's items.
+
+    ``batch_row`` is the batch as just read, if the caller has it (not read again).
+    """
+    batch = dict(batch_row if batch_row is not None else get_batch(rt, batch_id))
     # Each read is a round trip: skip those whose answer the batch row already gives.
     # A finished batch has no page in flight (it finishes only once none is).
     finished = batch["status"] in FINAL_STATUSES

@@ -133,22 +133,21 @@ def count_batches(engine: sa.Engine, caller: Caller, wanted: BatchFilter) -> int
         return int(conn.execute(query).scalar_one())
 
 
-def ownership(engine: sa.Engine, batch_id: str) -> Ownership | None:
-    """Who a batch belongs to, for the permission rules; None when there is no such batch."""
-    query = sa.select(batches.c.create_user_id, batches.c.tenant_id,
-                      _system_wide().label("system_wide")).where(batches.c.id == batch_id)
+def check_access(engine: sa.Engine, caller: Caller, batch_id: str, change: bool = False) -> Row:
+    """The batch row, if ``caller`` may read it: ``BatchNotFound`` otherwise, and
+    ``Forbidden`` when ``change`` is asked for and the caller may only read it.
+
+    The whole row is read with the ownership, so a view that shows the batch
+    needs no second read of it.
+    """
+    query = (sa.select(batches, _system_wide().label("system_wide"))
+             .where(batches.c.id == batch_id))
     with engine.connect() as conn:
         row = conn.execute(query).mappings().first()
-    if row is None:
-        return None
-    return Ownership(row["create_user_id"], row["tenant_id"], bool(row["system_wide"]))
-
-
-def check_access(engine: sa.Engine, caller: Caller, batch_id: str, change: bool = False) -> None:
-    """Raise ``BatchNotFound`` unless ``caller`` may read the batch, and ``Forbidden``
-    when ``change`` is asked for and the caller may only read it."""
-    owner = ownership(engine, batch_id)
+    owner = None if row is None else Ownership(row["create_user_id"], row["tenant_id"],
+                                               bool(row["system_wide"]))
     if owner is None or not can_read(caller, owner):
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     if change:
         check_change(caller, owner, batch_id)
+    return dict(row)  # type: ignore[arg-type]
