@@ -12,7 +12,8 @@ from api.auth import current_caller
 from api.blueprint import Blueprint
 from api.idempotency import idempotent
 from api.schemas import BatchCreateSchema
-from batchq.creation import NewBatch, is_utf8
+from batchq.creation import NewBatch
+from batchq.json_check import is_utf8
 from batchq.multi_tenant import create_for_tenants
 from batchq.runtime import Runtime
 

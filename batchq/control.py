@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from batchq.creation import check_text
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.execution import queue_more_pages
+from batchq.json_check import check_text
 from batchq.paging import stage_of_page
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, BatchStatus, StopReason

@@ -15,10 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.creation import json_problem
 from batchq.errors import BatchqError
 from batchq.execution import queue_more_pages
 from batchq.idempotency import delete_expired_keys
+from batchq.json_check import json_problem
 from batchq.results import result_file_problem, split_post_batch_return
 from batchq.runtime import Runtime
 from batchq.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason

@@ -17,8 +17,9 @@ import json
 import logging
 from typing import Any
 
-from batchq.creation import json_problem, source_item_rows
+from batchq.creation import source_item_rows
 from batchq.errors import BatchqError
+from batchq.json_check import json_problem
 from batchq.runtime import Runtime
 from batchq.store import Row, utcnow
 from batchq.types import BatchType, SourceChunk
