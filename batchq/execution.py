@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from batchq.errors import BatchqError, ItemFailed
 from batchq.heartbeat import LeaseHeartbeat
+from batchq.json_check import storable_text
 from batchq.runtime import Runtime
 from batchq.sources import seed_from_source
 from batchq.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
-from batchq.text import storable_text
 from batchq.types import BatchType, ItemContext, ProgressNote
 
 log = logging.getLogger(__name__)

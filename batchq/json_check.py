@@ -3,7 +3,7 @@
 Shared by creation (items, params, texts), sources (cursors) and the monitor
 (post-batch results); PostgreSQL's json and text types refuse U+0000, and text
 refuses lone surrogates, so such values are refused with a 400 before they
-reach the database.
+reach the database, or, for text from handlers, cleaned (``storable_text``).
 """
 
 from __future__ import annotations
@@ -122,3 +122,14 @@ def _key_problem(key: Any) -> str | None:
     if key is None or isinstance(key, (int, float)):
         return None  # json.dumps writes these keys as strings
     return f"holds a key of type {type(key).__name__}, which is not JSON"
+
+
+def storable_text(text: str, limit: int) -> str:
+    """``text`` without NUL or lone surrogates, cut to ``limit`` characters.
+
+    For text from user code that must be stored, not refused (an item's error
+    message, a progress description): one such character would otherwise fail
+    the whole page's transaction at commit on PostgreSQL.
+    """
+    clean = text.replace(NUL, "").encode("utf-8", "replace").decode("utf-8")
+    return clean[:limit]

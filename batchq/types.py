@@ -17,8 +17,8 @@ from typing import Any
 from marshmallow import Schema
 
 from batchq.errors import ConfigurationError, UnknownBatchType
+from batchq.json_check import storable_text
 from batchq.schedules import parse_cron
-from batchq.text import storable_text
 
 _UNSET: Any = object()
 
