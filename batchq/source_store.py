@@ -76,8 +76,20 @@ class SourceStore:
                     total_jobs=batch["total_jobs"] + len(specs),
                     jobs_created=batch["jobs_created"] + len(specs),
                     source_cursor=next_cursor, source_exhausted=next_cursor is None,
-                    seeded_at=now))
+                    source_failures=0, seeded_at=now))
             return len(specs)
+
+    def count_source_failure(self, batch_id: str) -> int | None:
+        """Count one more read at which the source raised; the count in a row, or None
+        when the batch no longer reads its source (finished or stopping)."""
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None or not cancellable(batch):
+                return None
+            failures = int(batch["source_failures"]) + 1
+            conn.execute(sa.update(batches).where(batches.c.id == batch_id)
+                         .values(source_failures=failures))
+            return failures
 
     def fail_source(self, batch_id: str, reason: str) -> bool:
         """Drain the batch because its source failed; the monitor ends it ``Failed``."""

@@ -7,8 +7,10 @@ totals and the next cursor in one transaction. So memory is one chunk whatever
 the source's size, and a seed that dies mid-read is re-sent by the monitor and
 reads the same chunk again from the last stored cursor: no item is stored twice.
 
-A source that raises, breaks its contract or returns refused items drains the
-batch, which ends ``Failed`` with the reason (pages already run stay counted).
+A source that breaks its contract or returns refused items drains the batch,
+which ends ``Failed`` with the reason (pages already run stay counted). A
+source that raises is read again when the monitor re-sends the stalled seed,
+up to ``MAX_SOURCE_ATTEMPTS`` reads in a row, and only then fails the batch.
 """
 
 from __future__ import annotations
@@ -37,8 +39,17 @@ def chunk_limit(page_size: int, jobs_per_seed: int) -> int:
     return max(page_size, min(page_size * jobs_per_seed, MAX_CHUNK_ITEMS))
 
 
+#: Reads in a row at which a source may raise before its batch fails. Between
+#: them, the monitor re-sends the stalled seed after ``requeue_after_seconds``.
+MAX_SOURCE_ATTEMPTS = 3
+
+
 class SourceBroke(Exception):
     """The source failed or returned something the seed cannot store."""
+
+
+class SourceRaised(SourceBroke):
+    """The source raised: maybe a passing failure (its database restarting), so retried."""
 
 
 def seed_from_source(rt: Runtime, batch_id: str) -> bool:
@@ -51,6 +62,9 @@ def seed_from_source(rt: Runtime, batch_id: str) -> bool:
         return False
     try:
         rows, next_cursor = _read_chunk(rt, batch)
+    except SourceRaised as exc:
+        _retry_or_fail(rt, batch, str(exc))
+        return False
     except SourceBroke as exc:
         _fail(rt, batch, str(exc))
         return False
@@ -77,8 +91,8 @@ def _read_chunk(rt: Runtime, batch: Row) -> tuple[list[dict[str, Any]], Any]:
     except Exception as exc:
         log.info("The source of batch %s raised %r at cursor %r.", batch["id"], exc,
                  batch["source_cursor"])
-        raise SourceBroke(f"The source raised at cursor {_show(batch['source_cursor'])}: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise SourceRaised(f"The source raised at cursor {_show(batch['source_cursor'])}: "
+                           f"{type(exc).__name__}: {exc}") from exc
     _check_chunk(chunk, limit)
     try:
         rows = source_item_rows(batch["id"], batch_type, chunk.items, batch["total_items"])
@@ -121,6 +135,19 @@ def _first_problems(details: dict[str, Any]) -> str:
 def _show(cursor: Any) -> str:
     text = json.dumps(cursor)
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _retry_or_fail(rt: Runtime, batch: Row, reason: str) -> None:
+    """Leave the read to the monitor's re-sent seed, or fail after the last attempt."""
+    failures = rt.store.count_source_failure(batch["id"])
+    if failures is None:
+        return
+    if failures < MAX_SOURCE_ATTEMPTS:
+        log.warning("%s (attempt %d of %d on batch %s); the monitor re-sends the seed in %s s.",
+                    reason, failures, MAX_SOURCE_ATTEMPTS, batch["id"],
+                    rt.settings.requeue_after_seconds)
+        return
+    _fail(rt, batch, f"{reason} (after {failures} attempts)")
 
 
 def _fail(rt: Runtime, batch: Row, reason: str) -> None:

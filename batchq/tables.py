@@ -57,6 +57,9 @@ batches = sa.Table(
     sa.Column("source_cursor", sa.JSON),
     # NULL for batches posted with their items; False until a source is read to its end.
     sa.Column("source_exhausted", sa.Boolean),
+    # Reads in a row at which the source raised; reset by a chunk stored (batchq.sources).
+    sa.Column("source_failures", sa.Integer, nullable=False, default=0,
+              server_default=sa.text("0")),
     # Started from the batch-process registry or a schedule (seed 001), not posted.
     sa.Column("process_run", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),

@@ -14,7 +14,7 @@ from batchq.execution import seed_batch
 from batchq.monitoring import finalize_if_done, monitor_batch
 from batchq.paging import PageSpec, chunk_page_specs
 from batchq.runtime import Runtime
-from batchq.sources import chunk_limit
+from batchq.sources import MAX_SOURCE_ATTEMPTS, chunk_limit
 from batchq.statuses import BatchStatus
 from batchq.tables import items
 from batchq.types import BatchType, SourceChunk
@@ -30,13 +30,15 @@ class CountingSource:
     """Items ``{"n": i}`` keyed ``i`` for i < params["count"]; the cursor is the next i.
 
     Records every cursor it was called with; ``crash_at`` dies once at that cursor,
-    ``raise_at`` raises an ordinary error there.
+    ``raise_at`` raises an ordinary error there (``raise_times`` times, else always).
     """
 
-    def __init__(self, crash_at: int | None = None, raise_at: int | None = None) -> None:
+    def __init__(self, crash_at: int | None = None, raise_at: int | None = None,
+                 raise_times: int | None = None) -> None:
         self.cursors: list[Any] = []
         self.crash_at = crash_at
         self.raise_at = raise_at
+        self.raises_left = raise_times
 
     def __call__(self, params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChunk:
         self.cursors.append(cursor)
@@ -44,7 +46,9 @@ class CountingSource:
         if start == self.crash_at:
             self.crash_at = None
             raise Crash()
-        if start == self.raise_at:
+        if start == self.raise_at and self.raises_left != 0:
+            if self.raises_left is not None:
+                self.raises_left -= 1
             raise ConnectionError("activity database unreachable")
         end = min(start + limit, params["count"])
         chunk = [{"key": str(i), "payload": {"n": i}} for i in range(start, end)]
@@ -180,18 +184,34 @@ def test_an_empty_source_completes_the_batch_with_no_item(rt: Runtime, new_type:
     assert (batch["total_items"], batch["total_jobs"]) == (0, 0)
 
 
-def test_a_source_that_raises_fails_the_batch_with_the_reason_and_keeps_counts(
-    rt: Runtime, new_type: NewType
+def test_a_source_that_keeps_raising_fails_the_batch_after_three_reads_and_keeps_counts(
+    make_runtime: MakeRuntime, new_type: NewType
 ) -> None:
+    rt = make_runtime(requeue_after_seconds=0)  # each monitor round re-sends the seed
     source = CountingSource(raise_at=10)
     code, _calls = new_type(source=source)
     batch_id = start(rt, code, 30, page_size=5, jobs_per_seed=2)
-    batch = run_to_end(rt, batch_id)
+    batch = run_to_end(rt, batch_id, beats=6)
     assert batch["status"] == BatchStatus.FAILED
     assert batch["failure_reason"] == (
-        "The source raised at cursor 10: ConnectionError: activity database unreachable")
+        "The source raised at cursor 10: ConnectionError: activity database unreachable "
+        f"(after {MAX_SOURCE_ATTEMPTS} attempts)")
+    assert source.cursors.count(10) == MAX_SOURCE_ATTEMPTS
     assert batch["processed_items"] <= 10
     assert stored_keys(rt, batch_id) == [str(i) for i in range(10)]
+
+
+def test_a_source_that_raises_and_then_recovers_completes_every_item(
+    make_runtime: MakeRuntime, new_type: NewType
+) -> None:
+    rt = make_runtime(requeue_after_seconds=0)
+    source = CountingSource(raise_at=10, raise_times=MAX_SOURCE_ATTEMPTS - 1)
+    code, _calls = new_type(source=source)
+    batch_id = start(rt, code, 30, page_size=5, jobs_per_seed=2)
+    batch = run_to_end(rt, batch_id, beats=6)
+    assert batch["status"] == BatchStatus.COMPLETED
+    assert (batch["processed_items"], batch["source_failures"]) == (30, 0)
+    assert stored_keys(rt, batch_id) == [str(i) for i in range(30)]
 
 
 @pytest.mark.parametrize(("chunk", "reason"), [

@@ -43,6 +43,7 @@ def upgrade() -> None:
     with op.batch_alter_table('batches', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source_cursor', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('source_exhausted', sa.Boolean(), nullable=True))
+        batch_op.add_column(sa.Column('source_failures', sa.Integer(), server_default=sa.text('0'), nullable=False))
         batch_op.add_column(sa.Column('process_run', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.create_index(batch_op.f('ix_batches_status_type_created_at'), ['status', 'type', 'created_at'], unique=False)
         batch_op.create_index('uq_batches_active_process', ['type'], unique=True, postgresql_where=sa.text("process_run AND status IN ('Waiting', 'Processing', 'Cancelling')"), sqlite_where=sa.text("process_run AND status IN ('Waiting', 'Processing', 'Cancelling')"))
@@ -67,6 +68,7 @@ def downgrade() -> None:
         batch_op.drop_index('uq_batches_active_process', postgresql_where=sa.text("process_run AND status IN ('Waiting', 'Processing', 'Cancelling')"), sqlite_where=sa.text("process_run AND status IN ('Waiting', 'Processing', 'Cancelling')"))
         batch_op.drop_index(batch_op.f('ix_batches_status_type_created_at'))
         batch_op.drop_column('process_run')
+        batch_op.drop_column('source_failures')
         batch_op.drop_column('source_exhausted')
         batch_op.drop_column('source_cursor')
 
