@@ -66,6 +66,7 @@ from bench.throughput import (
     celery_worker,
     free_port,
     load,
+    print_table,
     reset_storage,
     wait_until,
     wait_worker_ready,
@@ -443,13 +444,7 @@ def print_summary(args: argparse.Namespace, figures: dict[str, Any]) -> None:
                                 f"failed {final['failedItems']}, jobs {final['progress']}"),
         ("load average at the end", load()),
     ]
-    width = max(len(label) for label, _ in rows)
-    print("\n" + "=" * (width + 60))
-    print("batchq API benchmark (PostgreSQL + Redis, gunicorn)")
-    print("=" * (width + 60))
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
-    print("=" * (width + 60))
+    print_table("batchq API benchmark (PostgreSQL + Redis, gunicorn)", rows, rule_extra=60)
     for who, plan in figures["plans"].items():
         print(f"\nPlan of the list page as the {who}:\n{plan}")
     sys.stdout.flush()

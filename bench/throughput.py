@@ -623,13 +623,18 @@ def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: Plai
              f"{bq.processing_rate / plain.consume_rate:8.2f}x" if plain.consume_rate else "n/a"),
         ]
     rows += [(f"load average ({when})", value) for when, value in loads.items()]
+    print_table("batchq throughput benchmark (PostgreSQL + Redis)", rows, rule_extra=40)
+
+
+def print_table(title: str, rows: list[tuple[str, str]], rule_extra: int) -> None:
+    """The figures as aligned ``label  value`` lines between rules, under ``title``."""
     width = max(len(label) for label, _ in rows)
-    print("\n" + "=" * (width + 40))
-    print("batchq throughput benchmark (PostgreSQL + Redis)")
-    print("=" * (width + 40))
+    print("\n" + "=" * (width + rule_extra))
+    print(title)
+    print("=" * (width + rule_extra))
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
-    print("=" * (width + 40), flush=True)
+    print("=" * (width + rule_extra), flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
