@@ -13,8 +13,8 @@ from flask import Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
 
 from api.errors import error_body
-from batchq.permissions import Caller
-from batchq.users import user_by_name_and_token, user_by_token
+from batchq.domain.permissions import Caller
+from batchq.service.users import user_by_name_and_token, user_by_token
 
 #: Endpoints anyone may call: health, metrics, the OpenAPI document and its interactive docs.
 OPEN_ENDPOINTS = frozenset({"health.healthz", "metrics.metrics", "api-docs.openapi_json",

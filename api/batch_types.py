@@ -9,9 +9,9 @@ from flask import current_app
 from api.auth import current_caller
 from api.blueprint import Blueprint
 from api.registry_schemas import BatchProcessListItemSchema, BatchProcessSchema
-from batchq import registry_status
-from batchq.permissions import check_read_registry
+from batchq.domain.permissions import check_read_registry
 from batchq.runtime import Runtime
+from batchq.service import type_registry as registry_status
 
 NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
 FORBIDDEN = ("The registry shows runs of every tenant: it needs ADMIN_BATCHES and "

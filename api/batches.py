@@ -20,11 +20,12 @@ from api.schemas import (
     BatchSchema,
 )
 from api.uploads import QUERY_PARAMETERS, REQUEST_BODY, read_create_request
-from batchq import control, queries
-from batchq.creation import NewBatch, create_batch
-from batchq.permissions import tenant_of_new_batch
-from batchq.queries import BatchFilter, Page
+from batchq.domain.permissions import tenant_of_new_batch
 from batchq.runtime import Runtime
+from batchq.service import control
+from batchq.service import listing as queries
+from batchq.service.creation import NewBatch, create_batch
+from batchq.service.listing import BatchFilter, Page
 
 NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
 

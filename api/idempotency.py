@@ -2,7 +2,7 @@
 
 The request is hashed (method, path, query and body) as the view reads its
 body, so a streamed upload is never held in memory for it. See
-``batchq.idempotency`` for what is kept and for how long.
+``batchq.service.idempotency`` for what is kept and for how long.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from werkzeug.exceptions import HTTPException
 
 from api.auth import current_caller
 from api.blueprint import Blueprint
-from batchq import idempotency
 from batchq.errors import BatchqError
 from batchq.runtime import Runtime
-from batchq.store_base import utcnow
+from batchq.service import idempotency
+from batchq.storage.common import utcnow
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

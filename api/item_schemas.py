@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.schemas import UtcDateTime
-from batchq.item_reads import (
+from batchq.service.item_reads import (
     DEFAULT_MAX_RESULTS,
     DEFAULT_TOP_MESSAGES,
     MAX_RESULTS,

@@ -15,10 +15,11 @@ from api.item_schemas import (
     SummaryQuerySchema,
     WindowQuerySchema,
 )
-from batchq import control, item_reads, queries
-from batchq.item_reads import ItemStatus, Window
 from batchq.runtime import Runtime
-from batchq.store_base import Row
+from batchq.service import control, item_reads
+from batchq.service import listing as queries
+from batchq.service.item_reads import ItemStatus, Window
+from batchq.storage.common import Row
 
 blp = Blueprint("items", __name__, url_prefix="/batches",
                 description="A batch's items and item errors, in input order")

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from api.blueprint import Blueprint
-from batchq.metrics import BatchqCollector
+from batchq.adapters.prometheus import BatchqCollector
 
 blp = Blueprint("metrics", __name__, description="Monitoring")
 

@@ -12,10 +12,10 @@ from api.auth import current_caller
 from api.blueprint import Blueprint
 from api.idempotency import idempotent
 from api.schemas import BatchCreateSchema
-from batchq.creation import NewBatch
-from batchq.json_check import is_utf8
-from batchq.multi_tenant import create_for_tenants
+from batchq.domain.storable import is_utf8
 from batchq.runtime import Runtime
+from batchq.service.creation import NewBatch
+from batchq.service.multi_tenant import create_for_tenants
 
 MAX_TENANTS = 1000
 _OPTIONS = ("description", "page_size", "jobs_per_seed", "failure_threshold", "retention_days")

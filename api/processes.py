@@ -14,10 +14,10 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.auth import current_caller
 from api.blueprint import Blueprint
-from batchq import processes
+from batchq.domain.permissions import can_run_processes
 from batchq.errors import Forbidden
-from batchq.permissions import can_run_processes
 from batchq.runtime import Runtime
+from batchq.service import processes
 
 NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
 FORBIDDEN = ("You need ADMIN_BACKEND_SERVICES, ADMIN_BATCHES and ADMIN_EDIT_ALL_ORGANISATIONS "

@@ -8,9 +8,9 @@ from flask import Response, current_app, send_file
 
 from api.auth import current_caller
 from api.blueprint import Blueprint
-from batchq import queries
-from batchq.results import result_file_of
 from batchq.runtime import Runtime
+from batchq.service import listing as queries
+from batchq.service.results import result_file_of
 
 blp = Blueprint("results", __name__, url_prefix="/batches",
                 description="Results of batches: the post-batch step's file")

@@ -16,9 +16,9 @@ from marshmallow import (
     validates_schema,
 )
 
-from batchq.creation import MAX_RETENTION_DAYS
-from batchq.queries import MAX_RESULTS, SORT_COLUMNS
-from batchq.statuses import BatchStatus
+from batchq.domain.statuses import BatchStatus
+from batchq.service.creation import MAX_RETENTION_DAYS
+from batchq.service.listing import MAX_RESULTS, SORT_COLUMNS
 
 
 class UtcDateTime(fields.DateTime):

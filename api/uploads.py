@@ -20,7 +20,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.schemas import BatchCreateSchema
-from batchq.upload_formats import Readable, Upload, csv_items, ndjson_items
+from batchq.service.upload_formats import Readable, Upload, csv_items, ndjson_items
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"

@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batchq.db import create_engine
+from batchq.batch_types.registry import Registry, load_types
 from batchq.settings import Settings
-from batchq.store import Store
-from batchq.types import Registry, load_types
+from batchq.storage.engine import create_engine
+from batchq.storage.store import Store
 
 log = logging.getLogger(__name__)
 

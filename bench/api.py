@@ -128,9 +128,9 @@ def insert_batches(count: int) -> float:
 
 def create_users() -> dict[str, str]:
     """Tokens of the system user, the tenant admin and the view-all admin."""
-    from batchq.db import create_engine
-    from batchq.permissions import Function
-    from batchq.users import NewUser, create_user
+    from batchq.domain.permissions import Function
+    from batchq.service.users import NewUser, create_user
+    from batchq.storage.engine import create_engine
 
     engine = create_engine(DATABASE_URL)
     try:
@@ -201,8 +201,8 @@ def raw_copy(count: int) -> float:
 
 def list_plan(token_user: str, view_all: bool) -> str:
     """EXPLAIN ANALYZE of the list page as ``token_user`` sees it (its SQL from batchq)."""
-    from batchq.permissions import Caller, Function
-    from batchq.queries import BatchFilter, Page, list_query
+    from batchq.domain.permissions import Caller, Function
+    from batchq.service.listing import BatchFilter, Page, list_query
 
     functions = frozenset({Function.ADMIN_BATCHES} | (
         {Function.ADMIN_VIEW_ALL_ORGANISATIONS} if view_all else set()))

@@ -19,10 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.db import create_engine
-from batchq.item_reads import ItemStatus, Window, error_summary, list_errors, list_items
-from batchq.migrate import upgrade
-from batchq.store import Store
+from batchq.service.item_reads import ItemStatus, Window, error_summary, list_errors, list_items
+from batchq.storage.engine import create_engine
+from batchq.storage.migrate import upgrade
+from batchq.storage.store import Store
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "batchq_bench_items"

@@ -249,7 +249,7 @@ def reset_storage() -> None:
             cursor.execute(f'CREATE DATABASE "{DB_NAME}"')
     finally:
         conn.close()
-    from batchq.migrate import upgrade
+    from batchq.storage.migrate import upgrade
 
     upgrade(DATABASE_URL)
     redis.Redis.from_url(BROKER_URL).flushdb()
@@ -262,8 +262,8 @@ _token = ""
 
 def _create_bench_user() -> None:
     global _token
-    from batchq.db import create_engine
-    from batchq.users import NewUser, create_user
+    from batchq.service.users import NewUser, create_user
+    from batchq.storage.engine import create_engine
 
     engine = create_engine(DATABASE_URL)
     try:

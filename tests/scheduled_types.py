@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from batchq.types import ItemContext, SourceChunk, batch_type, registry
+from batchq.batch_types.registry import ItemContext, SourceChunk, batch_type, registry
 
 
 def _five_items(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChunk:

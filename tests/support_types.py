@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from batchq.types import (
+from batchq.batch_types.registry import (
     BatchSummary,
     ItemContext,
     PostBatchResult,

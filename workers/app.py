@@ -12,9 +12,9 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from batchq.schedules import parse_cron
+from batchq.batch_types.registry import Registry, load_types
+from batchq.domain.schedules import parse_cron
 from batchq.settings import Settings
-from batchq.types import Registry, load_types
 
 QUEUE = "batchq"
 

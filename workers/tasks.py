@@ -10,10 +10,10 @@ from typing import Any
 from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
-from batchq.execution import run_job, seed_batch
-from batchq.monitoring import delete_expired, monitor_all, monitor_batch
-from batchq.processes import start_scheduled as start_scheduled_run
+from batchq.engine.execution import run_job, seed_batch
+from batchq.engine.monitoring import delete_expired, monitor_all, monitor_batch
 from batchq.runtime import Runtime, build_runtime
+from batchq.service.processes import start_scheduled as start_scheduled_run
 from workers.app import CeleryDispatcher, app
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from batchq.db import create_engine
-from batchq.migrate import upgrade
 from batchq.settings import Settings
+from batchq.storage.engine import create_engine
+from batchq.storage.migrate import upgrade
 from tests.conftest import require
 from tests.integration.harness import FAST_RECOVERY, Cluster
 

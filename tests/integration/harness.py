@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from api import create_app
+from batchq.domain.statuses import ACTIVE_STATUSES
 from batchq.runtime import Runtime, build_runtime
+from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
-from batchq.statuses import ACTIVE_STATUSES
-from batchq.tables import item_errors, pages
-from batchq.users import NewUser, create_user
+from batchq.storage.tables import item_errors, pages
 from workers.app import CeleryDispatcher, create_celery
 
 ROOT = Path(__file__).resolve().parents[2]

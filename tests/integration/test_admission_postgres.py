@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from flask import Flask
 
 from api import create_app
-from batchq.permissions import Function
+from batchq.domain.permissions import Function
 from batchq.runtime import build_runtime
+from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
-from batchq.tables import batches, idempotency_keys
-from batchq.users import NewUser, create_user
+from batchq.storage.tables import batches, idempotency_keys
 from tests.unit.concurrent_posts import post_at_once
 from tests.unit.support import FakeDispatcher
 

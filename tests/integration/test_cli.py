@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from api import create_app
-from batchq.cli import main
-from batchq.users import NewUser, create_user
+from batchq.cli.server import main
+from batchq.service.users import NewUser, create_user
 from tests.integration.harness import ROOT, Cluster, wait_until
 from tests.live_server import serving
 

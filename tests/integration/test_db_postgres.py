@@ -7,8 +7,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from batchq import db
-from batchq.db import create_engine
+from batchq.storage import engine as db
+from batchq.storage.engine import create_engine
 
 
 def test_a_pooled_connection_the_server_dropped_is_replaced_after_it_idled(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 
-from batchq.statuses import WORKER_LOST
+from batchq.domain.statuses import WORKER_LOST
 from tests.integration.duplicating_app import DuplicatingDispatcher
 from tests.integration.harness import Cluster, wait_until
 

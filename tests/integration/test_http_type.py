@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from batchq.rate_limit import REDIS_PREFIX, RedisRateLimiter
+from batchq.adapters.rate_limit import REDIS_PREFIX, RedisRateLimiter
 from tests.http_server import LocalServer, running_server
 from tests.integration.harness import Cluster
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from batchq.store import utcnow
+from batchq.storage.store import utcnow
 from tests.integration.harness import Cluster, wait_until
 
 

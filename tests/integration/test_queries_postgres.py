@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from api import create_app
-from batchq.permissions import Function
+from batchq.domain.permissions import Function
 from batchq.runtime import build_runtime
 from batchq.settings import Settings
 from tests.unit.support import FakeDispatcher, authenticated_client

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from batchq.processes import SCHEDULE_USER
+from batchq.domain.statuses import BatchStatus
+from batchq.service.processes import SCHEDULE_USER
 from batchq.settings import Settings
-from batchq.statuses import BatchStatus
 from tests.integration.harness import FAST_RECOVERY, Cluster, wait_until
 
 MINUTELY, BUSY = "test-minutely", "test-minutely-busy"  # tests/scheduled_types.py

@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from api import create_app
-from batchq.statuses import BatchStatus
-from batchq.tables import batches, items
-from batchq.users import NewUser, create_user
+from batchq.domain.statuses import BatchStatus
+from batchq.service.users import NewUser, create_user
+from batchq.storage.tables import batches, items
 from tests.integration.harness import Cluster, wait_until
 
 SOURCE = "test-count-source"  # tests/support_types.py

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from api import create_app
-from batchq import creation
 from batchq.errors import InvalidBatch, TooManyItems
 from batchq.runtime import Runtime, build_runtime
+from batchq.service import creation
 from batchq.settings import Settings
-from batchq.tables import batches, items
+from batchq.storage.tables import batches, items
 from tests.integration.harness import Cluster
 from tests.unit.support import FakeDispatcher, authenticated_client, create
 

@@ -12,20 +12,20 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from batchq.db import create_engine
+from batchq.batch_types.registry import BatchType, ItemContext, load_types, registry
 from batchq.errors import ItemFailed
-from batchq.migrate import upgrade
 from batchq.runtime import Runtime
 from batchq.settings import Settings
-from batchq.store import Store
-from batchq.types import BatchType, ItemContext, load_types, registry
+from batchq.storage.engine import create_engine
+from batchq.storage.migrate import upgrade
+from batchq.storage.store import Store
 
 from .support import Calls, FakeDispatcher, MakeRuntime, NewType, authenticated_client
 
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
-    url = "sqlite:///" + str(tmp_path / "batchq.db")
+    url = "sqlite:///" + str(tmp_path / "batchq.storage.engine")
     upgrade(url)
     return url
 

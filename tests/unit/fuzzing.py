@@ -24,12 +24,12 @@ from flask import Flask
 from schemathesis.checks import allow_header_conformance, positive_data_acceptance
 
 from api import create_app
-from batchq.db import create_engine
+from batchq.batch_types.registry import load_types
 from batchq.runtime import Runtime
+from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
-from batchq.store import Store
-from batchq.types import load_types
-from batchq.users import NewUser, create_user
+from batchq.storage.engine import create_engine
+from batchq.storage.store import Store
 
 from .support import FakeDispatcher, ok_items
 

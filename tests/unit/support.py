@@ -16,13 +16,13 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from batchq.creation import NewBatch, create_batch
-from batchq.execution import run_job, run_page, seed_batch
-from batchq.monitoring import monitor_batch
+from batchq.domain.statuses import FINAL_STATUSES
+from batchq.engine.execution import run_job, run_page, seed_batch
+from batchq.engine.monitoring import monitor_batch
 from batchq.runtime import Runtime
-from batchq.statuses import FINAL_STATUSES
-from batchq.store import PageClaim, Row, utcnow
-from batchq.users import NewUser, create_user
+from batchq.service.creation import NewBatch, create_batch
+from batchq.service.users import NewUser, create_user
+from batchq.storage.store import PageClaim, Row, utcnow
 
 
 class FakeDispatcher:

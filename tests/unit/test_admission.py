@@ -13,15 +13,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from batchq import idempotency
+from batchq.domain.permissions import Function
+from batchq.engine.monitoring import delete_expired
 from batchq.errors import ConfigurationError
-from batchq.monitoring import delete_expired
-from batchq.permissions import Function
 from batchq.runtime import Runtime
+from batchq.service import idempotency
+from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
-from batchq.store import utcnow
-from batchq.tables import batches, idempotency_keys
-from batchq.users import NewUser, create_user
+from batchq.storage.store import utcnow
+from batchq.storage.tables import batches, idempotency_keys
 
 from .concurrent_posts import post_at_once
 from .support import MakeRuntime, authenticated_client, ok_items, run_to_end

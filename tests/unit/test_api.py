@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
+from batchq.domain.statuses import BatchStatus
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus
 
 from .support import (
     MakeRuntime,

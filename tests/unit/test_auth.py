@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from batchq.cli import main
-from batchq.db import create_engine
-from batchq.permissions import Function
-from batchq.tables import users
-from batchq.users import NewUser, create_user, hash_token, user_by_token
+from batchq.cli.server import main
+from batchq.domain.permissions import Function
+from batchq.service.users import NewUser, create_user, hash_token, user_by_token
+from batchq.storage.engine import create_engine
+from batchq.storage.tables import users
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from click.testing import CliRunner, Result
 from flask import Flask, request
 
 from api import create_app
-from batchq.cli import main
-from batchq.client_cli import exit_code_of, parse_param, upload_query
+from batchq.cli.client_commands import exit_code_of, parse_param, upload_query
+from batchq.cli.server import main
 from batchq.runtime import Runtime
-from batchq.users import NewUser, create_user
+from batchq.service.users import NewUser, create_user
 from tests.http_server import closed_port_url
 from tests.live_server import serving
 

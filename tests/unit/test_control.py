@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from batchq import control
+from batchq.domain.statuses import BatchStatus, PageStatus
+from batchq.engine.execution import queue_more_pages, run_job
+from batchq.engine.monitoring import finalize_if_done, monitor_batch
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
-from batchq.execution import queue_more_pages, run_job
-from batchq.monitoring import finalize_if_done, monitor_batch
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus, PageStatus
+from batchq.service import control
 
 from .support import (
     MakeRuntime,

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from marshmallow import Schema, fields, validate
 
-from batchq import creation
-from batchq.creation import MAX_STAGE, MIN_STAGE
+from batchq.domain.statuses import BatchStatus
 from batchq.errors import InvalidBatch, TooManyItems, UnknownBatchType
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus
-from batchq.tables import batches, items, pages
+from batchq.service import creation
+from batchq.service.creation import MAX_STAGE, MIN_STAGE
+from batchq.storage.tables import batches, items, pages
 
 from .support import MakeRuntime, NewType, create, dispatcher_of, ok_items
 

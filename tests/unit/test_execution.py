@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
-from batchq.errors import ItemFailed
-from batchq.execution import (
+from batchq.domain.statuses import WORKER_LOST, BatchStatus, PageStatus
+from batchq.engine.execution import (
     MAX_ERROR_MESSAGE,
     queue_more_pages,
     run_job,
     run_page,
     seed_batch,
 )
-from batchq.monitoring import monitor_batch
+from batchq.engine.monitoring import monitor_batch
+from batchq.errors import ItemFailed
 from batchq.runtime import Runtime
-from batchq.statuses import WORKER_LOST, BatchStatus, PageStatus
-from batchq.store import utcnow
+from batchq.storage.store import utcnow
 
 from .support import (
     BrokenDispatcher,

@@ -6,10 +6,10 @@ import threading
 import time
 from typing import Any
 
+from batchq.batch_types.registry import ItemContext
+from batchq.domain.statuses import BatchStatus
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus
-from batchq.store import Row, utcnow
-from batchq.types import ItemContext
+from batchq.storage.store import Row, utcnow
 
 from .support import MakeRuntime, NewType, create, run_to_end
 

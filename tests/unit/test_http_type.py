@@ -15,8 +15,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from batchq.errors import InvalidBatch, ItemFailed
-from batchq.http_type import (
+from batchq.adapters.rate_limit import FileRateLimiter, reserve_slot, shared_limiter
+from batchq.batch_types.http import (
     EXCERPT_CHARS,
     MAX_RETRY_DELAY,
     RetryPolicy,
@@ -26,10 +26,10 @@ from batchq.http_type import (
     parse_retry_after,
     send_with_retries,
 )
-from batchq.rate_limit import FileRateLimiter, reserve_slot, shared_limiter
+from batchq.batch_types.registry import ItemContext, registry
+from batchq.domain.statuses import BatchStatus
+from batchq.errors import InvalidBatch, ItemFailed
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus
-from batchq.types import ItemContext, registry
 from tests.http_server import LocalServer, Reply, closed_port_url, running_server
 
 from .support import MakeRuntime, authenticated_client, create, dispatcher_of, run_to_end

@@ -1,4 +1,4 @@
-"""The Alembic migrations create exactly the tables of ``batchq.tables``."""
+"""The Alembic migrations create exactly the tables of ``batchq.storage.tables``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from batchq.db import create_engine
-from batchq.migrate import upgrade
-from batchq.tables import metadata
+from batchq.storage.engine import create_engine
+from batchq.storage.migrate import upgrade
+from batchq.storage.tables import metadata
 
 
 def test_the_migrations_equal_the_models(tmp_path: Path) -> None:

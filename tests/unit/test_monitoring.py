@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from batchq.monitoring import delete_expired_batches, finalize_if_done
+from batchq.batch_types.registry import BatchSummary
+from batchq.domain.statuses import BatchStatus
+from batchq.engine.monitoring import delete_expired_batches, finalize_if_done
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus
-from batchq.store import utcnow
-from batchq.tables import batches, item_errors, items, pages
-from batchq.types import BatchSummary
+from batchq.storage.store import utcnow
+from batchq.storage.tables import batches, item_errors, items, pages
 
 from .support import (
     MakeRuntime,

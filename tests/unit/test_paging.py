@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from batchq.paging import PageSpec, count_pages, page_specs, stage_of_page
+from batchq.domain.paging import PageSpec, count_pages, page_specs, stage_of_page
 
 ALL = 10**9  # a limit no test batch reaches
 

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from batchq.permissions import Caller, Function, Ownership, can_change, can_read
+from batchq.domain.permissions import Caller, Function, Ownership, can_change, can_read
 
 from .support import authenticated_client
 

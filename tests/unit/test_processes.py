@@ -12,12 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from marshmallow import Schema, fields
 
-from batchq.creation import NewBatch, create_source_batch
-from batchq.permissions import Caller, Function, can_run_processes
-from batchq.processes import SCHEDULE_USER, start_scheduled
+from batchq.batch_types.registry import SourceChunk
+from batchq.domain.permissions import Caller, Function, can_run_processes
+from batchq.domain.statuses import BatchStatus
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus
-from batchq.types import SourceChunk
+from batchq.service.creation import NewBatch, create_source_batch
+from batchq.service.processes import SCHEDULE_USER, start_scheduled
 
 from .support import NewType, authenticated_client, dispatcher_of, run_to_end
 from .test_api import assert_error
@@ -183,7 +183,7 @@ def test_a_scheduled_start_is_made_by_the_system_and_skipped_while_a_run_is_acti
     run = start_scheduled(rt, code)
     assert run is not None
     assert (run["create_user_id"], run["process_run"]) == (SCHEDULE_USER, True)
-    with caplog.at_level(logging.INFO, logger="batchq.processes"):
+    with caplog.at_level(logging.INFO, logger="batchq.service.processes"):
         assert start_scheduled(rt, code) is None
     assert (f"Skipped the scheduled start of batch process {code!r}: run {run['id']} is still "
             "active.") in caplog.messages

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from batchq.batch_types.registry import MAX_PROGRESS_DESCRIPTION, ItemContext
 from batchq.runtime import Runtime
-from batchq.types import MAX_PROGRESS_DESCRIPTION, ItemContext
 
 from .support import (
     NewType,

@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from batchq import report_store
-from batchq.monitoring import delete_expired_batches
+from batchq.batch_types.registry import BatchSummary, PostBatchResult, ResultFile
+from batchq.domain.statuses import BatchStatus
+from batchq.engine.monitoring import delete_expired_batches
 from batchq.runtime import Runtime
-from batchq.statuses import BatchStatus
-from batchq.store import utcnow
-from batchq.tables import batches, result_files
-from batchq.types import BatchSummary, PostBatchResult, ResultFile
+from batchq.storage import reports as report_store
+from batchq.storage.store import utcnow
+from batchq.storage.tables import batches, result_files
 
 from .support import (
     NewType,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from celery.schedules import crontab
 
+from batchq.batch_types.registry import BatchType, Registry, SourceChunk
+from batchq.domain.schedules import CronFields, parse_cron
 from batchq.errors import ConfigurationError
-from batchq.schedules import CronFields, parse_cron
 from batchq.settings import Settings
-from batchq.types import BatchType, Registry, SourceChunk
 from workers.app import create_celery, scheduled_starts
 
 

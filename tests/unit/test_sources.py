@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from batchq.creation import NewBatch, create_source_batch
+from batchq.batch_types.registry import BatchType, SourceChunk
+from batchq.domain.paging import PageSpec, chunk_page_specs
+from batchq.domain.statuses import BatchStatus
+from batchq.engine.execution import seed_batch
+from batchq.engine.monitoring import finalize_if_done, monitor_batch
+from batchq.engine.sources import MAX_SOURCE_ATTEMPTS, chunk_limit
 from batchq.errors import ConfigurationError, InvalidBatch
-from batchq.execution import seed_batch
-from batchq.monitoring import finalize_if_done, monitor_batch
-from batchq.paging import PageSpec, chunk_page_specs
 from batchq.runtime import Runtime
-from batchq.sources import MAX_SOURCE_ATTEMPTS, chunk_limit
-from batchq.statuses import BatchStatus
-from batchq.tables import items
-from batchq.types import BatchType, SourceChunk
+from batchq.service.creation import NewBatch, create_source_batch
+from batchq.storage.tables import items
 
 from .support import MakeRuntime, NewType, dispatcher_of, run_to_end, work_off_messages
 
@@ -252,7 +252,7 @@ def test_bare_payloads_of_a_source_are_keyed_by_their_position_in_the_batch(
 
 
 def test_a_cancel_stops_reading_the_source(rt: Runtime, new_type: NewType) -> None:
-    from batchq.control import cancel_batch
+    from batchq.service.control import cancel_batch
 
     source = CountingSource()
     code, _calls = new_type(source=source)
@@ -268,7 +268,7 @@ def test_a_cancel_stops_reading_the_source(rt: Runtime, new_type: NewType) -> No
 def test_a_suspended_source_batch_reads_on_only_when_resumed(
     rt: Runtime, new_type: NewType
 ) -> None:
-    from batchq.control import set_suspended
+    from batchq.service.control import set_suspended
 
     source = CountingSource()
     code, _calls = new_type(source=source)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from batchq.control import MAX_ITEM_ERRORS_SHOWN, describe_batch
 from batchq.runtime import Runtime
+from batchq.service.control import MAX_ITEM_ERRORS_SHOWN, describe_batch
 from tests.unit.support import create, run_to_end
 
 

@@ -15,10 +15,10 @@ from marshmallow import Schema, fields, validate
 from werkzeug.test import TestResponse
 
 from api import create_app
-from batchq import creation, upload_formats
+from batchq.batch_types.registry import registry
 from batchq.runtime import Runtime
-from batchq.tables import batches, items
-from batchq.types import registry
+from batchq.service import creation, upload_formats
+from batchq.storage.tables import batches, items
 
 from .support import MakeRuntime, NewType, authenticated_client, dispatcher_of
 

@@ -1,0 +1,179 @@
+"""The ``batchq`` command: run the service (``up``) and its migrations.
+
+The CLI starts the API and the Celery processes by module path, so it imports
+neither ``api`` nor ``workers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import click
+
+from batchq.cli.client_commands import COMMANDS as CLIENT_COMMANDS
+from batchq.domain.permissions import Function
+from batchq.errors import BatchqError
+from batchq.service.users import NewUser, create_user, has_users, parse_functions
+from batchq.settings import Settings
+from batchq.storage.engine import create_engine
+from batchq.storage.migrate import upgrade
+
+log = logging.getLogger("batchq.cli.server")
+# gunicorn's 30 s default kills a worker creating a large batch mid-COPY; the Procfile agrees.
+API_TIMEOUT_SECONDS = 600
+
+
+@click.group()
+def main() -> None:
+    """batchq: a distributed batch-job service."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+for _command in CLIENT_COMMANDS:  # submit, status, ls, errors, ...: over the REST API
+    main.add_command(_command)
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo(f"Database is up to date: {_safe_url(settings.database_url)}")
+
+
+@main.command()
+@click.option("--workers", "concurrency", type=int, default=None,
+              help="Worker processes (default: BATCHQ_WORKER_CONCURRENCY, 2).")
+@click.option("--port", type=int, default=None, help="API port (default: BATCHQ_PORT, 8000).")
+def up(concurrency: int | None, port: int | None) -> None:
+    """Run the API, a worker and beat together until Ctrl-C.
+
+    With nothing configured this is the embedded stack: SQLite and a
+    filesystem broker in ./batchq-data.
+    """
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    _first_admin(settings)
+    commands = process_commands(settings, concurrency or settings.worker_concurrency,
+                                port or settings.port)
+    stack = "embedded (SQLite + filesystem broker)" if settings.embedded else "configured"
+    click.echo(f"batchq on the {stack} stack: API on http://{settings.host}:"
+               f"{port or settings.port} (Ctrl-C stops everything)")
+    sys.exit(_supervise(commands))
+
+
+def _first_admin(settings: Settings) -> None:
+    """With no user yet, create the system user ``admin`` and print its token once."""
+    engine = create_engine(settings.database_url)
+    try:
+        if has_users(engine):
+            return
+        token = create_user(engine, NewUser("admin", is_system=True))
+    finally:
+        engine.dispose()
+    click.echo("No user existed, so batchq created the system user 'admin'. Its token, "
+               "shown only this once:")
+    click.echo(f"  export TOKEN={token}")
+
+
+@main.group()
+def user() -> None:
+    """Manage the users of the API."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--tenant", default=None, help="The user's tenant (default: none).")
+@click.option("--function", "functions", multiple=True, metavar="FUNCTION",
+              type=click.Choice([f.value for f in Function]),
+              help="A function the user holds; repeat for several.")
+@click.option("--system", is_flag=True, help="A system user: may do everything.")
+def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: bool) -> None:
+    """Create a user and print its token (shown only this once)."""
+    settings = _settings()
+    engine = create_engine(settings.database_url)
+    try:
+        token = create_user(engine, NewUser(name, tenant, parse_functions(functions), system))
+    except BatchqError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"Created user {name!r}. Its token, shown only this once:")
+    click.echo(token)
+
+
+def process_commands(settings: Settings, concurrency: int, port: int) -> dict[str, list[str]]:
+    """The command lines of the API, worker and beat processes (the Procfile's too)."""
+    python = sys.executable
+    worker = [python, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO",
+              "--concurrency", str(concurrency), "--queues", "batchq"]
+    if settings.embedded:
+        worker += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+    return {
+        "api": [python, "-m", "gunicorn", "--bind", f"{settings.host}:{port}",
+                "--workers", "2", "--timeout", str(API_TIMEOUT_SECONDS),
+                "--access-logfile", "-", "api:create_app()"],
+        "worker": worker,
+        "beat": [python, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO"],
+    }
+
+
+def _supervise(commands: dict[str, list[str]]) -> int:
+    """Run the processes; when one exits or Ctrl-C comes, stop all and return."""
+    processes = {name: subprocess.Popen(command) for name, command in commands.items()}
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                click.echo(f"The {name} process exited with {process.returncode}; stopping.",
+                           err=True)
+                exit_code, stopping = 1, True
+        time.sleep(0.2)
+    _stop_all(processes)
+    return exit_code
+
+
+def _stop_all(processes: dict[str, subprocess.Popen[bytes]], grace: float = 20.0) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"The {name} process did not stop in {grace:g}s; killing it.", err=True)
+            process.kill()
+            process.wait()
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except BatchqError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    main()

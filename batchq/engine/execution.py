@@ -1,0 +1,173 @@
+"""The seed and execute steps: creating pages and running them.
+
+An execute message names one queued page. The worker claims it, runs it, and
+then keeps claiming the batch's next pages in the same transaction that commits
+the previous one, for one time slice; then it tops the queue up and yields, so
+the jobs of all active batches interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from batchq.batch_types.registry import BatchType, ItemContext, ProgressNote
+from batchq.domain.storable import storable_text
+from batchq.engine.heartbeat import LeaseHeartbeat
+from batchq.engine.sources import seed_from_source
+from batchq.errors import BatchqError, ItemFailed
+from batchq.runtime import Runtime
+from batchq.storage.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def seed_batch(rt: Runtime, batch_id: str) -> bool:
+    """Create the next ``jobsPerSeed`` pages and queue what may run; True if more remain.
+
+    A source batch reads its next chunk instead, which comes with its pages.
+    """
+    batch = rt.store.get_batch(batch_id)
+    if batch is not None and batch["source_exhausted"] is False:
+        more = seed_from_source(rt, batch_id)
+    else:
+        created, more = rt.store.seed_pages(batch_id, utcnow())
+        if created:
+            log.info("Seeded %d pages of batch %s.", created, batch_id)
+    queue_more_pages(rt, batch_id)
+    return more
+
+
+def queue_more_pages(rt: Runtime, batch_id: str) -> list[int]:
+    """Top the batch's queue up to ``max_queued_jobs`` and send their messages."""
+    page_nos = rt.store.queue_pages(batch_id, rt.settings.max_queued_jobs, utcnow())
+    for page_no in page_nos:
+        rt.send("execute", batch_id, page_no)
+    return page_nos
+
+
+#: A worker claims as many pages at once as take about this long to run, so fast
+#: pages share a transaction while a suspend or cancel still bites within it.
+CLAIM_SECONDS = 0.2
+MAX_PAGES_PER_CLAIM = 32
+
+
+def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
+    """Run page ``page_no`` and then further pages for one time slice; returns pages run.
+
+    A message for a page that is not queued (done, running elsewhere, or taken
+    back by a suspend or cancel) does nothing.
+    """
+    deadline = time.monotonic() + rt.settings.execute_slice_seconds
+    lease = timedelta(seconds=rt.settings.lease_seconds)
+    now = utcnow()
+    first = rt.store.claim_queued_page(batch_id, page_no, worker, now, now + lease)
+    claims = [first] if first is not None else []
+    pages_run = 0
+    while claims:
+        started = time.monotonic()
+        outcomes = run_pages(rt, claims, worker)
+        pages_run += len(outcomes)
+        now = utcnow()
+        request = None
+        if time.monotonic() < deadline:
+            per_page = (time.monotonic() - started) / len(claims)
+            request = ClaimRequest(worker, now + lease, _pages_per_claim(per_page), claims[-1])
+        result = rt.store.finish_pages(outcomes, now, claim=request)
+        if not result.counted:
+            log.info("Pages %s of batch %s were already done; their results were dropped.",
+                     [claim.page_no for claim in claims], batch_id)
+        if result.needs_monitor:
+            rt.send("monitor", batch_id)
+        claims = result.next_claims
+        if not claims and request is not None and result.unseeded:
+            claims = _seed_and_claim(rt, request)
+    if pages_run:
+        queue_more_pages(rt, batch_id)
+    return pages_run
+
+
+def _seed_and_claim(rt: Runtime, request: ClaimRequest) -> list[PageClaim]:
+    """Out of pages while the seed lags: create the next ones here rather than wait.
+
+    The seed step is a conditional update of ``jobs_created``, so a worker and
+    the seed task running it at once create each page once.
+    """
+    rt.store.seed_pages(request.like.batch_id, utcnow())
+    return rt.store.finish_pages([], utcnow(), claim=request).next_claims
+
+
+def _pages_per_claim(seconds_per_page: float) -> int:
+    if seconds_per_page <= 0:
+        return MAX_PAGES_PER_CLAIM
+    return max(1, min(MAX_PAGES_PER_CLAIM, int(CLAIM_SECONDS / seconds_per_page)))
+
+
+def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> list[PageOutcome]:
+    """Run claimed pages one after the other; a heartbeat keeps all their leases alive,
+    however long one item takes (up to ``item_timeout_seconds``)."""
+    with LeaseHeartbeat(rt, claims, worker) as heartbeat:
+        return [run_page(rt, claim, worker, heartbeat.item_done) for claim in claims]
+
+
+def run_page(rt: Runtime, claim: PageClaim, worker: str,
+             keep_leases: Callable[[], None] | None = None) -> PageOutcome:
+    """Run the handler on every item of the page; failures are recorded, not raised.
+
+    ``keep_leases`` is called after every item; by default it renews the page's
+    lease between items (``run_pages`` passes its heartbeat's instead).
+    """
+    rows = claim.items or rt.store.read_page_items(
+        claim.batch_id, claim.stage, claim.first_pos, claim.item_count)
+    if keep_leases is None:
+        keep_leases = _lease_keeper(rt, [claim], worker)
+    try:
+        batch_type: BatchType | None = rt.registry.get(claim.type)
+    except BatchqError as exc:
+        batch_type, missing = None, f"batch type {claim.type!r} is not loaded on {worker}: {exc}"
+    failures: list[ItemFailure] = []
+    progress = ProgressNote()  # what the page's handlers last said, committed with its counters
+    for row in rows:
+        if batch_type is None:
+            message: str | None = missing
+        else:
+            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress)
+            message = _run_item(batch_type, row["payload"], context)
+        if message is not None:
+            failures.append(ItemFailure(claim.stage, row["pos"], row["seq"], row["key"], message))
+        keep_leases()
+    return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures), failures,
+                       progress_description=progress.text)
+
+
+def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Callable[[], None]:
+    """A function to call often: every third of a lease, it renews the claims' leases."""
+    lease = rt.settings.lease_seconds
+    renew_at = time.monotonic() + lease / 3
+
+    def keep_leases() -> None:
+        nonlocal renew_at
+        if time.monotonic() >= renew_at:
+            rt.store.renew_leases(claims, worker, utcnow() + timedelta(seconds=lease))
+            renew_at = time.monotonic() + lease / 3
+
+    return keep_leases
+
+
+#: An item error is a message for a person; a handler's huge exception text is cut.
+MAX_ERROR_MESSAGE = 4000
+
+
+def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> str | None:
+    """None on success, else the item's error message, fit for the database."""
+    try:
+        batch_type.handler(payload, context)
+    except ItemFailed as exc:
+        return storable_text(exc.message, MAX_ERROR_MESSAGE)
+    except Exception as exc:
+        log.info("Item %r of batch %s failed: %r", context.key, context.batch_id, exc)
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return storable_text(message, MAX_ERROR_MESSAGE)
+    return None

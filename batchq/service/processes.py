@@ -1,0 +1,103 @@
+"""Batch processes (seed 001): runs of a type with a source, started by a user or a schedule.
+
+A run is a source batch with ``process_run`` set, no tenant (it runs across
+all tenants), created by whoever started it (``SCHEDULE_USER`` for celery
+beat). A type has at most one active run (Waiting, Processing or Cancelling):
+the partial unique index ``uq_batches_active_process`` refuses a second one,
+so two starts at once cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from batchq.errors import Conflict, ProcessAlreadyRunning
+from batchq.runtime import Runtime
+from batchq.service.creation import NewBatch, create_source_batch
+from batchq.service.type_registry import registered_type
+from batchq.storage.common import cancellable
+from batchq.storage.store import Row, utcnow
+
+log = logging.getLogger(__name__)
+
+#: The creator of the runs celery beat starts.
+SCHEDULE_USER = "system:schedule"
+_START_ATTEMPTS = 3
+
+
+def active_run(rt: Runtime, code: str) -> Row | None:
+    """The run of batch process ``code`` that is Waiting, Processing or Cancelling, if any."""
+    return rt.store.active_process_run(code)
+
+
+def start_process(rt: Runtime, code: str, *, created_by: str,
+                  params: Mapping[str, Any] | None = None,
+                  description: str | None = None) -> Row:
+    """Start a run of batch process ``code``; returns its batch row.
+
+    Raises ``BatchTypeNotFound`` for an unknown code, ``Conflict`` for a type
+    without a source (it has no items of its own to run), ``InvalidBatch`` for
+    params its schema refuses, and ``ProcessAlreadyRunning`` (naming the active
+    run in ``details["processId"]``) while a run of the type is active.
+    """
+    batch_type = registered_type(rt, code)
+    if batch_type.source is None:
+        raise Conflict(f"Batch type {code!r} has no source, so it cannot be started as a batch "
+                       "process; create a batch with its items instead (POST /batches)",
+                       {"type": code})
+    request = NewBatch(type=code, params=params, description=description, tenant_id=None,
+                       create_user_id=created_by)
+    for _attempt in range(_START_ATTEMPTS):
+        try:
+            return create_source_batch(rt, request, process_run=True)
+        except IntegrityError:
+            running = active_run(rt, code)
+            if running is not None:
+                raise _already_running(code, running["id"]) from None
+            # The active run ended between the insert and the look-up: try again.
+    raise Conflict(f"Batch process {code!r} could not be started: runs kept starting and "
+                   "ending at the same time; try again", {"type": code})
+
+
+def stop_process(rt: Runtime, code: str) -> bool:
+    """Drain the active run of ``code`` (like a cancel); False when none was running.
+
+    Also False when the run is already stopping or finishing: this call stopped
+    nothing. ``Conflict`` when the type cannot be cancelled.
+    """
+    batch_type = registered_type(rt, code)
+    run = active_run(rt, code)
+    if run is None:
+        return False
+    if not batch_type.can_cancel:
+        raise Conflict(f"Runs of batch process {code!r} cannot be stopped",
+                       {"type": code, "processId": run["id"]})
+    before = rt.store.request_cancel(run["id"], utcnow())
+    if before is None or not cancellable(before):
+        return False
+    log.info("Stopping run %s of batch process %r.", run["id"], code)
+    rt.send("monitor", run["id"])
+    return True
+
+
+def start_scheduled(rt: Runtime, code: str) -> Row | None:
+    """celery beat's start of a scheduled type: skipped (and logged) while a run is active."""
+    try:
+        run = start_process(rt, code, created_by=SCHEDULE_USER)
+    except ProcessAlreadyRunning as exc:
+        log.info("Skipped the scheduled start of batch process %r: run %s is still active.",
+                 code, exc.details["processId"])
+        return None
+    log.info("Started run %s of batch process %r on its schedule.", run["id"], code)
+    return run
+
+
+def _already_running(code: str, process_id: str) -> ProcessAlreadyRunning:
+    return ProcessAlreadyRunning(
+        f"Batch process {code!r} is already running as {process_id}; stop it "
+        f"(POST /batch-types/{code}/stop) or wait until it finishes",
+        {"type": code, "processId": process_id})

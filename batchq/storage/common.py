@@ -1,0 +1,109 @@
+"""What every storage module shares: the clock, row types and the batch-row rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from batchq.domain.statuses import BatchStatus, PageStatus
+from batchq.storage.tables import batches, pages
+
+#: A row as a read-only mapping of column name to value.
+Row = Mapping[str, Any]
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the one clock every table uses."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def threshold_reached(threshold: float | None, processed: int, failed: int, total: int) -> bool:
+    """The failure-threshold rule of DESIGN.md: ratio reached once enough items ran."""
+    if threshold is None or processed <= 0 or processed < min(100, total):
+        return False
+    return failed / processed >= threshold
+
+
+def rows(result: sa.CursorResult[Any]) -> list[Row]:
+    """Every row of ``result`` as a mapping."""
+    return cast(list[Row], list(result.mappings()))
+
+
+def status_values(statuses: Iterable[BatchStatus]) -> list[str]:
+    """Statuses as the strings stored in the database."""
+    return sorted(status.value for status in statuses)
+
+
+def lock_batch(conn: sa.Connection, batch_id: str) -> dict[str, Any] | None:
+    """Read the batch row and lock it until the transaction ends (PostgreSQL).
+
+    On SQLite, ``BEGIN IMMEDIATE`` already serialises every writer.
+    """
+    query = sa.select(batches).where(batches.c.id == batch_id).with_for_update()
+    row = conn.execute(query).mappings().first()
+    return None if row is None else dict(row)
+
+
+def runnable(batch: Mapping[str, Any]) -> bool:
+    """May a new page of this batch start?"""
+    return (
+        batch["status"] in (BatchStatus.WAITING, BatchStatus.PROCESSING)
+        and not batch["suspended"]
+        and batch["stop_reason"] is None
+        and batch["finalizer"] is None
+    )
+
+
+def cancellable(batch: Mapping[str, Any]) -> bool:
+    """May this batch still be stopped (by a cancel or the failure threshold)?"""
+    return (
+        batch["status"] in (BatchStatus.WAITING, BatchStatus.PROCESSING)
+        and batch["stop_reason"] is None
+        and batch["finalizer"] is None
+    )
+
+
+def skip_locked(conn: sa.Connection, page_nos: sa.Select[Any]) -> sa.Select[Any]:
+    """``page_nos`` locked with ``FOR UPDATE SKIP LOCKED``, for ``page_no.in_(...)``.
+
+    On PostgreSQL it goes through a CTE: a locking subquery of an UPDATE may
+    run more than once, and then its LIMIT no longer bounds the update; a CTE
+    with a locking clause is never inlined, so it runs once. SQLite has no row
+    locks (``BEGIN IMMEDIATE`` serialises writers) and reports no rowcount for
+    a statement that starts with ``WITH``, so there the subquery stays plain.
+    """
+    if conn.dialect.name != "postgresql":
+        return page_nos
+    locked = page_nos.with_for_update(skip_locked=True).cte()
+    return sa.select(locked.c.page_no)
+
+
+def unqueue_pages(conn: sa.Connection, batch_id: str) -> None:
+    """Take queued pages back to created, so their pending messages become no-ops.
+
+    A queued page locked by a worker's transaction is skipped: that worker is
+    finishing it, or claiming it and about to see the batch's flag and hand it back.
+    """
+    queued = skip_locked(
+        conn,
+        sa.select(pages.c.page_no)
+        .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
+    )
+    conn.execute(
+        sa.update(pages)
+        .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(queued))
+        .where(pages.c.status == PageStatus.QUEUED)
+        .values(status=PageStatus.CREATED, queued_at=None)
+    )
+
+
+def current_stage(batch_id: str) -> sa.ScalarSelect[Any]:
+    """The lowest stage with an unfinished page: only its pages may start."""
+    return (
+        sa.select(sa.func.min(pages.c.stage))
+        .where(pages.c.batch_id == batch_id, pages.c.status != PageStatus.DONE)
+        .scalar_subquery()
+    )

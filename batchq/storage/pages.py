@@ -1,0 +1,366 @@
+"""The page hot path: claiming pages, committing their outcomes, renewing leases.
+
+Lock order, which keeps these transactions free of deadlocks:
+
+- a worker's transaction (claim, finish) changes page rows first and the batch
+  row last, in one ``UPDATE ... RETURNING`` that applies the counter
+  increments and reads the batch's flags; so the batch row, which every worker
+  of the batch shares, is held only for that statement and the commit;
+- every other transaction (cancel, suspend, queueing, the monitor) locks the
+  batch row first and touches pages only with ``SKIP LOCKED``.
+
+A page a worker claimed while a cancel or suspend was committing is handed
+back in the same transaction once the batch row shows the flag, so it never
+visibly starts: no page starts after a cancel or suspend committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from batchq.domain.statuses import BatchStatus, PageStatus, StopReason
+from batchq.storage.common import (
+    Row,
+    cancellable,
+    current_stage,
+    rows,
+    runnable,
+    skip_locked,
+    threshold_reached,
+    unqueue_pages,
+)
+from batchq.storage.tables import batches, item_errors, items, pages
+
+
+@dataclass(frozen=True)
+class PageClaim:
+    """A page a worker holds under a lease, with what it needs to run it."""
+
+    batch_id: str
+    page_no: int
+    stage: int
+    first_pos: int
+    item_count: int
+    attempt: int
+    type: str
+    params: Mapping[str, Any]
+    staged: bool = False
+    items: Sequence[Row] = ()
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """Claim up to ``max_pages`` further pages of the batch ``like`` belongs to."""
+
+    worker: str
+    lease_until: datetime
+    max_pages: int
+    like: PageClaim
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One failed item of a page."""
+
+    stage: int
+    pos: int
+    seq: int
+    key: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    """The result of running one page: how many succeeded and which failed."""
+
+    batch_id: str
+    page_no: int
+    succeeded: int
+    failures: Sequence[ItemFailure] = ()
+    #: What the page's handler last passed to ``ItemContext.set_progress``, if anything.
+    progress_description: str | None = None
+
+
+@dataclass
+class FinishResult:
+    """What committing pages changed."""
+
+    counted: bool
+    needs_monitor: bool = False
+    next_claims: list[PageClaim] = field(default_factory=list)
+    #: The seed has not created every page yet (known when the batch row was read).
+    unseeded: bool = False
+
+
+class PageStore:
+    """Queries of the execute step; mixed into ``batchq.store.Store``."""
+
+    engine: sa.Engine
+
+    def read_page_items(self, batch_id: str, stage: int, first_pos: int, count: int) -> list[Row]:
+        """The items of one page, in order: pos, seq, key, payload."""
+        query = (
+            sa.select(items.c.pos, items.c.seq, items.c.key, items.c.payload)
+            .where(items.c.batch_id == batch_id, items.c.stage == stage)
+            .where(items.c.pos >= first_pos, items.c.pos < first_pos + count)
+            .order_by(items.c.pos)
+        )
+        with self.engine.connect() as conn:
+            return rows(conn.execute(query))
+
+    def claim_queued_page(
+        self, batch_id: str, page_no: int, worker: str, now: datetime, lease_until: datetime
+    ) -> PageClaim | None:
+        """Claim a queued page, with its items; None if the batch may not run it or it is taken."""
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                _claim_pages(batch_id, [page_no], PageStatus.QUEUED, worker, now, lease_until)
+            ).first()
+            if claimed is None:
+                return None
+            batch = _update_batch(conn, batch_id, [], now)
+            if batch is None or not runnable(batch):
+                _hand_back(conn, batch_id, [page_no])
+                return None
+            claim = _claim(batch, claimed)
+            return _with_items(conn, [claim])[0]
+
+    def renew_lease(self, claim: PageClaim, worker: str, lease_until: datetime) -> bool:
+        """Extend the lease of a page this worker still runs."""
+        return self.renew_leases([claim], worker, lease_until) == 1
+
+    def renew_leases(self, claims: Sequence[PageClaim], worker: str,
+                     lease_until: datetime) -> int:
+        """Extend the leases of pages this worker still runs; returns how many."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(pages)
+                .where(pages.c.batch_id == claims[0].batch_id)
+                .where(pages.c.page_no.in_([claim.page_no for claim in claims]))
+                .where(pages.c.status == PageStatus.RUNNING, pages.c.worker == worker)
+                .values(lease_until=lease_until)
+            )
+            return int(result.rowcount)
+
+    def finish_page(self, outcome: PageOutcome, now: datetime, *,
+                    only_if_lease_expired: bool = False) -> FinishResult:
+        """Commit one page's outcome with the batch's counters, once."""
+        return self.finish_pages([outcome], now, only_if_lease_expired=only_if_lease_expired)
+
+    def finish_pages(
+        self,
+        outcomes: Sequence[PageOutcome],
+        now: datetime,
+        *,
+        claim: ClaimRequest | None = None,
+        only_if_lease_expired: bool = False,
+    ) -> FinishResult:
+        """Commit pages' outcomes with the batch's counters, and claim the next pages.
+
+        Each page's end, its item errors and its counter increments are in this
+        one transaction; a page already done is never counted again. With
+        ``claim``, further pages are claimed (and their items read) in the same
+        transaction, so a page costs a handful of statements and one commit.
+        """
+        batch_id = outcomes[0].batch_id if outcomes else claim.like.batch_id  # type: ignore[union-attr]
+        with self.engine.begin() as conn:
+            counted = _end_pages(conn, batch_id, outcomes, now, only_if_lease_expired)
+            _insert_errors(conn, batch_id, counted, now)
+            claims = _claim_created(conn, claim, now) if claim else []
+            if not counted and not claims:
+                return FinishResult(counted=False)
+            claims = _with_items(conn, claims)
+            batch = _update_batch(conn, batch_id, counted, now)
+            if batch is None:
+                return FinishResult(counted=False)
+            if counted and cancellable(batch) and _threshold_reached(batch):
+                _abort(conn, batch_id)
+                batch["stop_reason"] = StopReason.ABORT.value
+            if claims and not runnable(batch):
+                _hand_back(conn, batch_id, [c.page_no for c in claims])
+                claims = []
+            finished = batch["jobs_completed"] >= batch["total_jobs"]
+            stopping = batch["stop_reason"] is not None
+            return FinishResult(counted=bool(counted),
+                                needs_monitor=bool(counted) and (finished or stopping),
+                                next_claims=claims,
+                                unseeded=batch["jobs_created"] < batch["total_jobs"])
+
+
+# -- statements, each run inside the caller's transaction ------------------------
+
+_CLAIMED = (pages.c.page_no, pages.c.stage, pages.c.first_pos, pages.c.item_count,
+            pages.c.attempts)
+
+
+def _claim_pages(batch_id: str, page_nos: Sequence[int] | sa.Select[Any],
+                 from_status: PageStatus, worker: str, now: datetime,
+                 lease_until: datetime) -> sa.Update:
+    return (
+        sa.update(pages)
+        .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(page_nos))
+        .where(pages.c.status == from_status)
+        .values(status=PageStatus.RUNNING, attempts=pages.c.attempts + 1, worker=worker,
+                started_at=now, lease_until=lease_until)
+        .returning(*_CLAIMED)
+    )
+
+
+def _claim_created(conn: sa.Connection, request: ClaimRequest, now: datetime) -> list[PageClaim]:
+    """Claim the next created pages; pages another worker is claiming are skipped."""
+    like = request.like
+    candidates = sa.select(pages.c.page_no).where(
+        pages.c.batch_id == like.batch_id, pages.c.status == PageStatus.CREATED)
+    if like.staged:
+        candidates = candidates.where(pages.c.stage == current_stage(like.batch_id))
+    candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(request.max_pages))
+    statement = _claim_pages(like.batch_id, candidates, PageStatus.CREATED, request.worker,
+                             now, request.lease_until)
+    claimed = sorted(conn.execute(statement), key=lambda row: row.page_no)
+    return [replace(like, page_no=row.page_no, stage=row.stage, first_pos=row.first_pos,
+                    item_count=row.item_count, attempt=row.attempts, items=())
+            for row in claimed]
+
+
+def _claim(batch: Mapping[str, Any], claimed: sa.Row[Any]) -> PageClaim:
+    return PageClaim(
+        batch_id=batch["id"], page_no=claimed.page_no, stage=claimed.stage,
+        first_pos=claimed.first_pos, item_count=claimed.item_count, attempt=claimed.attempts,
+        type=batch["type"], params=batch["params"] or {},
+        staged=len(batch["stage_sizes"]) > 1,
+    )
+
+
+def _hand_back(conn: sa.Connection, batch_id: str, page_nos: Sequence[int]) -> None:
+    """Undo claims made in this transaction: the pages never started."""
+    conn.execute(
+        sa.update(pages)
+        .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(page_nos))
+        .values(status=PageStatus.CREATED, attempts=pages.c.attempts - 1, worker=None,
+                started_at=None, lease_until=None)
+    )
+
+
+def _with_items(conn: sa.Connection, claims: list[PageClaim]) -> list[PageClaim]:
+    """The claims with their items, read in one statement."""
+    if not claims:
+        return claims
+    ordered = sorted(claims, key=lambda c: (c.stage, c.first_pos))
+    ranges = sa.or_(*(
+        sa.and_(items.c.stage == stage, items.c.pos >= first, items.c.pos < end)
+        for stage, first, end in _merged_ranges(ordered)
+    ))
+    query = (
+        sa.select(items.c.stage, items.c.pos, items.c.seq, items.c.key, items.c.payload)
+        .where(items.c.batch_id == claims[0].batch_id, ranges)
+        .order_by(items.c.stage, items.c.pos)
+    )
+    grouped: dict[int, list[Row]] = {claim.page_no: [] for claim in claims}
+    index = 0
+    for row in rows(conn.execute(query)):
+        while (row["stage"], row["pos"]) >= (ordered[index].stage,
+                                             ordered[index].first_pos + ordered[index].item_count):
+            index += 1
+        grouped[ordered[index].page_no].append(row)
+    return [replace(claim, items=grouped[claim.page_no]) for claim in claims]
+
+
+def _merged_ranges(ordered: Sequence[PageClaim]) -> list[tuple[int, int, int]]:
+    """(stage, first pos, end pos) ranges covering the pages, adjacent ones merged."""
+    merged: list[tuple[int, int, int]] = []
+    for claim in ordered:
+        end = claim.first_pos + claim.item_count
+        if merged and merged[-1][0] == claim.stage and merged[-1][2] == claim.first_pos:
+            merged[-1] = (claim.stage, merged[-1][1], end)
+        else:
+            merged.append((claim.stage, claim.first_pos, end))
+    return merged
+
+
+def _end_pages(conn: sa.Connection, batch_id: str, outcomes: Sequence[PageOutcome],
+               now: datetime, only_if_lease_expired: bool) -> list[PageOutcome]:
+    """Mark the pages done, unless they already are; returns the outcomes to count."""
+    if not outcomes:
+        return []
+    by_page = {outcome.page_no: outcome for outcome in outcomes}
+    succeeded = sa.case({o.page_no: o.succeeded for o in outcomes}, value=pages.c.page_no)
+    failed = sa.case({o.page_no: len(o.failures) for o in outcomes}, value=pages.c.page_no)
+    statement = (
+        sa.update(pages)
+        .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(list(by_page)))
+        .where(pages.c.status != PageStatus.DONE)
+        .values(status=PageStatus.DONE, finished_at=now, lease_until=None,
+                succeeded=succeeded, failed=failed)
+        .returning(pages.c.page_no)
+    )
+    if only_if_lease_expired:
+        statement = statement.where(
+            pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
+    return [by_page[page_no] for page_no in sorted(conn.execute(statement).scalars())]
+
+
+def _insert_errors(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutcome],
+                   now: datetime) -> None:
+    errors = [
+        {"batch_id": batch_id, "stage": f.stage, "pos": f.pos, "seq": f.seq, "key": f.key,
+         "message": f.message, "failed_at": now}
+        for outcome in counted for f in outcome.failures
+    ]
+    if errors:
+        conn.execute(sa.insert(item_errors), errors)
+
+
+_WAITING_AND_RUNNABLE = sa.and_(
+    batches.c.status == BatchStatus.WAITING, sa.not_(batches.c.suspended),
+    batches.c.stop_reason.is_(None), batches.c.finalizer.is_(None),
+)
+
+
+def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutcome],
+                  now: datetime) -> dict[str, Any] | None:
+    """Add the counted pages to the counters; a runnable Waiting batch becomes Processing.
+
+    The last progress description the counted pages carry replaces the batch's.
+
+    This is the only statement of a worker's transaction that locks the batch
+    row; it returns the row as it is after the change.
+    """
+    processed = sum(o.succeeded + len(o.failures) for o in counted)
+    failed = sum(len(o.failures) for o in counted)
+    described = [o.progress_description for o in counted if o.progress_description is not None]
+    statement = (
+        sa.update(batches)
+        .where(batches.c.id == batch_id)
+        .values(
+            processed_items=batches.c.processed_items + processed,
+            failed_items=batches.c.failed_items + failed,
+            jobs_completed=batches.c.jobs_completed + len(counted),
+            status=sa.case((_WAITING_AND_RUNNABLE, BatchStatus.PROCESSING.value),
+                           else_=batches.c.status),
+            started_at=sa.case((_WAITING_AND_RUNNABLE, now), else_=batches.c.started_at),
+        )
+        .returning(*batches.c)
+    )
+    if described:  # the last page committed wins
+        statement = statement.values(progress_description=described[-1])
+    row = conn.execute(statement).mappings().first()
+    return None if row is None else dict(row)
+
+
+def _threshold_reached(batch: Mapping[str, Any]) -> bool:
+    return threshold_reached(batch["failure_threshold"], batch["processed_items"],
+                             batch["failed_items"], batch["total_items"])
+
+
+def _abort(conn: sa.Connection, batch_id: str) -> None:
+    """Too many items failed: drain the batch like a cancel."""
+    conn.execute(
+        sa.update(batches).where(batches.c.id == batch_id)
+        .values(stop_reason=StopReason.ABORT.value)
+    )
+    unqueue_pages(conn, batch_id)

@@ -1,0 +1,165 @@
+"""The SQLAlchemy Core tables; Alembic migrations must equal them (tested)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_ACTIVE_PROCESS = "process_run AND status IN ('Waiting', 'Processing', 'Cancelling')"
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("type", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("suspended", sa.Boolean, nullable=False, default=False),
+    # Set when the batch drains: "cancel" (user) or "abort" (failure threshold).
+    sa.Column("stop_reason", sa.String(16)),
+    sa.Column("tenant_id", sa.String(200)),
+    sa.Column("create_user_id", sa.String(200)),
+    sa.Column("description", sa.Text),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("total_items", sa.BigInteger, nullable=False, default=0),
+    sa.Column("processed_items", sa.BigInteger, nullable=False, default=0),
+    sa.Column("failed_items", sa.BigInteger, nullable=False, default=0),
+    sa.Column("total_jobs", sa.Integer, nullable=False, default=0),
+    sa.Column("jobs_created", sa.Integer, nullable=False, default=0),
+    sa.Column("jobs_completed", sa.Integer, nullable=False, default=0),
+    sa.Column("page_size", sa.Integer, nullable=False),
+    sa.Column("jobs_per_seed", sa.Integer, nullable=False),
+    # [[stage, item count], ...] in stage order: pages are derived from it, no item scan.
+    sa.Column("stage_sizes", sa.JSON, nullable=False),
+    sa.Column("failure_threshold", sa.Float),
+    sa.Column("retention_days", sa.Integer, nullable=False),
+    sa.Column("progress_description", sa.Text),
+    sa.Column("result", sa.JSON),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    # finished_at + retention_days: the cleanup task deletes the batch after it.
+    sa.Column("expires_at", sa.DateTime),
+    # Last time a seed step ran; the monitor re-sends a seed that stalled.
+    sa.Column("seeded_at", sa.DateTime),
+    # Won once by the finaliser that runs the post-batch step (exactly once).
+    sa.Column("finalizer", sa.String(64)),
+    sa.Column("finalizing_since", sa.DateTime),
+    # Source batches (a type that finds its own items): where the seed resumes
+    # reading, saved in the transaction that stores the items read before it.
+    sa.Column("source_cursor", sa.JSON),
+    # NULL for batches posted with their items; False until a source is read to its end.
+    sa.Column("source_exhausted", sa.Boolean),
+    # Reads in a row at which the source raised; reset by a chunk stored (batchq.engine.sources).
+    sa.Column("source_failures", sa.Integer, nullable=False, default=0,
+              server_default=sa.text("0")),
+    # Started from the batch-process registry or a schedule (seed 001), not posted.
+    sa.Column("process_run", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
+    sa.Index(None, "status"),
+    sa.Index(None, "expires_at"),
+    # GET /batches: the read-permission filters and the sorts (batchq.service.listing).
+    sa.Index(None, "created_at"),
+    sa.Index(None, "tenant_id", "created_at"),
+    sa.Index(None, "create_user_id", "created_at"),
+    sa.Index(None, "type", "created_at"),
+    sa.Index(None, "status", "type", "created_at"),
+    # Never two active runs of one batch process: a second start fails on this index.
+    sa.Index("uq_batches_active_process", "type", unique=True,
+             postgresql_where=sa.text(_ACTIVE_PROCESS), sqlite_where=sa.text(_ACTIVE_PROCESS)),
+)
+
+pages = sa.Table(
+    "pages",
+    metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("page_no", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("first_pos", sa.BigInteger, nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("queued_at", sa.DateTime),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("lease_until", sa.DateTime),
+    sa.Column("succeeded", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
+    sa.Index(None, "batch_id", "status", "page_no"),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("stage", sa.Integer, primary_key=True, autoincrement=False),
+    # Position within the stage: a page is the range [first_pos, first_pos + item_count).
+    sa.Column("pos", sa.BigInteger, primary_key=True, autoincrement=False),
+    # Position in the input, for listing items as they were sent.
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    # GET /batches/{id}/items lists items in input order.
+    sa.Index(None, "batch_id", "seq"),
+)
+
+item_errors = sa.Table(
+    "item_errors",
+    metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("stage", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("pos", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("failed_at", sa.DateTime, nullable=False),
+    sa.Index(None, "batch_id", "seq"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    # The name is the user's id: batches record it as create_user_id.
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("tenant_id", sa.String(200)),
+    # A JSON list of batchq.permissions.Function values.
+    sa.Column("functions", sa.JSON, nullable=False),
+    sa.Column("is_system", sa.Boolean, nullable=False, default=False),
+    # sha256 of the secret token, hex; the token itself is shown once and never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+result_files = sa.Table(
+    "result_files",
+    metadata,
+    # A file a post-batch step produced (e.g. a CSV report), at GET /batches/{id}/result-file.
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("media_type", sa.String(200), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    # A POST with an Idempotency-Key: a re-post with the same key and body gets this response.
+    sa.Column("user_name", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    # sha256 of the request (path, query and body), hex: another body under the key is a 422.
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("batch_id", sa.String(36)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "created_at"),
+)
