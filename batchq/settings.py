@@ -47,7 +47,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not self.database_url:
-            url = f"sqlite:///{(self.data_dir / 'batchq.storage.engine').resolve()}"
+            url = f"sqlite:///{(self.data_dir / 'batchq.db').resolve()}"
             object.__setattr__(self, "database_url", url)
         if not self.broker_url:
             object.__setattr__(self, "broker_url", "filesystem://")

@@ -23,7 +23,7 @@ from batchq.settings import Settings
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
 
-log = logging.getLogger("batchq.cli.server")
+log = logging.getLogger(__name__)
 # gunicorn's 30 s default kills a worker creating a large batch mid-COPY; the Procfile agrees.
 API_TIMEOUT_SECONDS = 600
 

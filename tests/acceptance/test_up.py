@@ -69,7 +69,7 @@ def test_batchq_up_runs_a_batch_on_the_embedded_default_and_stops_on_ctrl_c(
         assert (done["status"], done["processedItems"], done["failedItems"]) == (
             "CompletedWithErrors", 10, 1)
         assert done["itemErrors"] == {"3": "nope"}
-        assert (tmp_path / "batchq-data" / "batchq.storage.engine").exists()
+        assert (tmp_path / "batchq-data" / "batchq.db").exists()
 
         children = psutil.Process(up.pid).children(recursive=True)
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

@@ -1,6 +1,6 @@
 """The example user package (examples/retail_registry) installs and runs a real batch.
 
-The package registers ``retail-registry-import`` through the ``batchq.batch_types.registry``
+The package registers ``retail-registry-import`` through the ``batchq.types``
 entry point, so the worker processes load it on top of the harness's
 ``BATCHQ_TYPES=tests.support_types``. When it is not installed, the test
 installs it (``pip install --no-deps -e``) into the running interpreter's

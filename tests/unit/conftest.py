@@ -25,7 +25,7 @@ from .support import Calls, FakeDispatcher, MakeRuntime, NewType, authenticated_
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
-    url = "sqlite:///" + str(tmp_path / "batchq.storage.engine")
+    url = "sqlite:///" + str(tmp_path / "batchq.db")
     upgrade(url)
     return url
 

@@ -53,7 +53,7 @@ def test_overrides_win_over_the_environment() -> None:
 
 def test_without_configuration_batchq_runs_embedded_in_its_data_folder(tmp_path: Path) -> None:
     settings = Settings.from_env({"BATCHQ_DATA_DIR": str(tmp_path)})
-    assert settings.database_url == f"sqlite:///{(tmp_path / 'batchq.storage.engine').resolve()}"
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'batchq.db').resolve()}"
     assert settings.broker_url == "filesystem://"
     assert settings.embedded
     assert settings.broker_folder == (tmp_path / "broker").resolve()
@@ -66,7 +66,7 @@ def test_the_defaults_are_those_of_the_design() -> None:
     assert settings.max_attempts == 3
     assert settings.data_dir == Path("batchq-data")
     assert settings.database_url.startswith("sqlite:///")
-    assert settings.database_url.endswith("/batchq-data/batchq.storage.engine")
+    assert settings.database_url.endswith("/batchq-data/batchq.db")
 
 
 def test_postgres_and_redis_urls_switch_to_the_production_stack() -> None:
