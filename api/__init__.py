@@ -8,6 +8,7 @@ from flask import Flask
 
 from api.auth import SECURITY_SCHEMES, register_authentication
 from api.blueprint import StrictJSONProvider
+from api.context import EXTENSION
 from api.errors import BatchqApi, register_error_handlers
 from api.request_checks import register_request_checks
 from batchq.runtime import Runtime, build_runtime
@@ -20,7 +21,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Flask("batchq")
     app.json = StrictJSONProvider(app)
     app.config.update(_flask_config(settings))
-    app.extensions["batchq"] = runtime or _default_runtime(settings)
+    app.extensions[EXTENSION] = runtime or _default_runtime(settings)
     api = BatchqApi(app)
     register_error_handlers(app)
     register_authentication(app)

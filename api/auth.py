@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from flask.typing import ResponseReturnValue
 
+from api.context import runtime
 from api.errors import error_body
 from batchq.domain.permissions import Caller
 from batchq.service.users import user_by_name_and_token, user_by_token
@@ -46,20 +47,14 @@ def register_authentication(app: Flask) -> None:
         return None
 
 
-def current_caller() -> Caller:
-    """The authenticated user of this request."""
-    caller: Caller = g.caller
-    return caller
-
-
 def _caller_from_header(header: str) -> Caller | None:
     scheme, _, credential = header.strip().partition(" ")
     credential = credential.strip()
     if not credential:
         return None
-    engine = current_app.extensions["batchq"].store.engine
+    users = runtime().storage.users
     if scheme.lower() == "bearer":
-        return user_by_token(engine, credential)
+        return user_by_token(users, credential)
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(credential, validate=True).decode()
@@ -67,5 +62,5 @@ def _caller_from_header(header: str) -> Caller | None:
             return None
         name, sep, token = decoded.partition(":")
         # No user name holds U+0000, and PostgreSQL refuses it in a query.
-        return user_by_name_and_token(engine, name, token) if sep and "\x00" not in name else None
+        return user_by_name_and_token(users, name, token) if sep and "\x00" not in name else None
     return None

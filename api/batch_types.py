@@ -1,17 +1,16 @@
-"""``/batch-types``: the batch-process registry, read side (seed 001)."""
+"""``/batch-types``: the batch-process registry, read side (the batch-process API)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
-from api.auth import current_caller
 from api.blueprint import Blueprint
-from api.registry_schemas import BatchProcessListItemSchema, BatchProcessSchema
+from api.context import current_caller, runtime
+from api.presenters import registry_entry
+from api.schemas.registry import BatchProcessListItemSchema, BatchProcessSchema
 from batchq.domain.permissions import check_read_registry
 from batchq.runtime import Runtime
-from batchq.service import type_registry as registry_status
+from batchq.service import type_registry
 
 NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
 FORBIDDEN = ("The registry shows runs of every tenant: it needs ADMIN_BATCHES and "
@@ -23,8 +22,7 @@ blp = Blueprint("batch_types", __name__, url_prefix="/batch-types",
 
 def _runtime() -> Runtime:
     check_read_registry(current_caller())
-    rt: Runtime = current_app.extensions["batchq"]
-    return rt
+    return runtime()
 
 
 @blp.route("")
@@ -33,7 +31,7 @@ def _runtime() -> Runtime:
 @blp.alt_response(403, description=FORBIDDEN)
 def list_batch_types() -> list[dict[str, Any]]:
     """List every registered batch type with its last run's status"""
-    return registry_status.describe_batch_types(_runtime())
+    return [registry_entry(status) for status in type_registry.type_statuses(_runtime())]
 
 
 @blp.route("/<code>")
@@ -43,4 +41,4 @@ def list_batch_types() -> list[dict[str, Any]]:
 @blp.alt_response(404, description="No type under that code (codes are case-sensitive)")
 def get_batch_type(code: str) -> dict[str, Any]:
     """Read one batch type and its last run: never run, running, or finished"""
-    return registry_status.describe_batch_type(_runtime(), code)
+    return registry_entry(type_registry.type_status(_runtime(), code))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 
-from api.auth import current_caller
 from api.blueprint import Blueprint
+from api.context import current_caller, runtime
 from api.errors import TOO_MANY_ACTIVE
 from api.idempotency import idempotent
-from api.schemas import (
+from api.presenters import batch_view
+from api.schemas.batches import (
     BatchCountSchema,
     BatchFilterSchema,
     BatchListItemSchema,
@@ -20,21 +20,14 @@ from api.schemas import (
     BatchSchema,
 )
 from api.uploads import QUERY_PARAMETERS, REQUEST_BODY, read_create_request
+from batchq.domain.lists import BatchFilter, BatchOrder, Window
 from batchq.domain.permissions import tenant_of_new_batch
-from batchq.runtime import Runtime
-from batchq.service import control
-from batchq.service import listing as queries
+from batchq.service import control, listing
 from batchq.service.creation import NewBatch, create_batch
-from batchq.service.listing import BatchFilter, Page
 
 NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
 
 blp = Blueprint("batches", __name__, url_prefix="/batches", description="Batches of items")
-
-
-def runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["batchq"]
-    return rt
 
 
 def _filter(args: dict[str, Any]) -> BatchFilter:
@@ -44,10 +37,8 @@ def _filter(args: dict[str, Any]) -> BatchFilter:
                        suspended=args.get("suspended"), created_by=args.get("created_by"))
 
 
-def _access(batch_id: str, change: bool = False) -> Runtime:
-    rt = runtime()
-    queries.check_access(rt.store.engine, current_caller(), batch_id, change)
-    return rt
+def _shown(batch_id: str) -> dict[str, Any]:
+    return batch_view(control.batch_details(runtime(), batch_id))
 
 
 @blp.route("")
@@ -58,10 +49,10 @@ class Batches(MethodView):
     @blp.alt_response(400, description="An unknown filter or sort, or sortBy without sortOrder")
     def get(self, args: dict[str, Any]) -> list[Any]:
         """List the batches you may read, filtered, sorted and paged"""
-        page = Page(sort_by=args.get("sort_by"), descending=args.get("sort_order") == "desc",
-                    first_result=args["first_result"], max_results=args["max_results"])
-        return queries.list_batches(runtime().store.engine, current_caller(), _filter(args),
-                                    page)
+        order = BatchOrder(sort_by=args.get("sort_by"),
+                           descending=args.get("sort_order") == "desc")
+        window = Window(args["first_result"], args["max_results"])
+        return listing.list_batches(runtime(), current_caller(), _filter(args), order, window)
 
     @idempotent(blp)
     @blp.doc(requestBody=REQUEST_BODY, parameters=QUERY_PARAMETERS)
@@ -85,7 +76,7 @@ class Batches(MethodView):
         request = NewBatch(type=body["type"], params=body["params"], tenant_id=tenant,
                            create_user_id=caller.name, **options)
         batch = create_batch(rt, request, body["items"])
-        return control.describe_batch(rt, batch["id"])
+        return _shown(batch["id"])
 
 
 @blp.route("/count")
@@ -95,8 +86,7 @@ class Batches(MethodView):
 @blp.alt_response(400, description="An unknown filter or value")
 def count(args: dict[str, Any]) -> dict[str, int]:
     """Count the batches you may read that match the filters"""
-    return {"count": queries.count_batches(runtime().store.engine, current_caller(),
-                                           _filter(args))}
+    return {"count": listing.count_batches(runtime(), current_caller(), _filter(args))}
 
 
 @blp.route("/<batch_id>")
@@ -107,8 +97,8 @@ class BatchById(MethodView):
     def get(self, batch_id: str) -> dict[str, Any]:
         """Read a batch: status, counters, progress and item errors"""
         rt = runtime()
-        batch = queries.check_access(rt.store.engine, current_caller(), batch_id)
-        return control.describe_batch(rt, batch_id, batch)
+        batch = listing.check_access(rt, current_caller(), batch_id)
+        return batch_view(control.batch_details(rt, batch_id, batch))
 
     @blp.arguments(BatchPatchSchema)
     @blp.response(200, BatchSchema)
@@ -118,9 +108,9 @@ class BatchById(MethodView):
     @blp.alt_response(409, description="The batch already finished")
     def patch(self, body: dict[str, Any], batch_id: str) -> dict[str, Any]:
         """Suspend or resume a batch, or change its description"""
-        rt = _access(batch_id, change=True)
-        control.change_batch(rt, batch_id, body)
-        return control.describe_batch(rt, batch_id)
+        listing.check_access(runtime(), current_caller(), batch_id, change=True)
+        control.change_batch(runtime(), batch_id, body)
+        return _shown(batch_id)
 
     @blp.response(202, BatchSchema)
     @blp.alt_response(401, description=NO_CREDENTIAL)
@@ -129,6 +119,6 @@ class BatchById(MethodView):
     @blp.alt_response(409, description="Already finished, or its type cannot be cancelled")
     def delete(self, batch_id: str) -> dict[str, Any]:
         """Cancel a batch (drain): no new page starts, running pages finish"""
-        rt = _access(batch_id, change=True)
-        control.cancel_batch(rt, batch_id)
-        return control.describe_batch(rt, batch_id)
+        listing.check_access(runtime(), current_caller(), batch_id, change=True)
+        control.cancel_batch(runtime(), batch_id)
+        return _shown(batch_id)

@@ -1,4 +1,9 @@
-"""One JSON error shape for every error: ``{"status", "error", "details"}``."""
+"""Every error answer: the status code, headers and JSON body of each domain error.
+
+One JSON shape for every error, batchq's own and the HTTP layer's:
+``{"status", "error", "details"}``. ``STATUS_CODES`` is the one place where a
+domain error (``batchq.errors``) meets HTTP.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,23 @@ from flask_smorest import Api
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
-from batchq.errors import BatchqError
+from batchq import errors
+
+#: The status of each domain error; a subclass takes its nearest listed ancestor's.
+STATUS_CODES: dict[type[errors.BatchqError], int] = {
+    errors.InvalidRequest: 400,
+    errors.TooManyItems: 413,
+    errors.IdempotencyKeyReused: 422,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.UniqueViolation: 409,
+    errors.QuotaExceeded: 429,
+    errors.StorageUnavailable: 503,
+}
+#: How long a caller of a briefly unavailable database should wait.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +85,37 @@ class BatchqApi(Api):
         return response
 
 
+def status_code_of(error: errors.BatchqError) -> int:
+    """The HTTP status of ``error``: its class's, or its nearest ancestor's in ``STATUS_CODES``."""
+    for cls in type(error).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500
+
+
+def headers_of(error: errors.BatchqError) -> dict[str, str]:
+    """The headers an answer to ``error`` carries: when to retry, for refusals that pass."""
+    if isinstance(error, errors.QuotaExceeded):
+        return {"Retry-After": str(error.retry_after_seconds)}
+    if isinstance(error, errors.StorageUnavailable):
+        return {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
+    return {}
+
+
+def domain_error_response(error: errors.BatchqError) -> Any:
+    """The answer to a domain error: its status, headers and the one error body."""
+    response = error_body(status_code_of(error), error.message, error.details)
+    response.headers.update(headers_of(error))
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map batchq's errors and surprises to the one error shape."""
 
-    @app.errorhandler(BatchqError)
-    def _batchq_error(error: BatchqError) -> ResponseReturnValue:
+    @app.errorhandler(errors.BatchqError)
+    def _batchq_error(error: errors.BatchqError) -> ResponseReturnValue:
         log.info("Refused request: %s", error.message)
-        response = error_body(error.status_code, error.message, error.details)
-        response.headers.update(getattr(error, "headers", {}))  # e.g. a 429's Retry-After
-        return response
+        return domain_error_response(error)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> ResponseReturnValue:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from flask import current_app
 from marshmallow import Schema, fields
 
 from api.blueprint import Blueprint
+from api.context import runtime
+from batchq.errors import StorageUnavailable
 
 blp = Blueprint("health", __name__, description="Liveness")
 
@@ -26,10 +26,8 @@ class HealthSchema(Schema):
 @blp.doc(security=[])  # open: no credential needed
 def healthz() -> Any:
     """Report whether the API can reach its database"""
-    engine = current_app.extensions["batchq"].store.engine
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        return {"status": "unavailable", "database": str(exc).splitlines()[0]}, 503
+        runtime().storage.ping()
+    except StorageUnavailable as exc:
+        return {"status": "unavailable", "database": exc.message}, 503
     return {"status": "ok", "database": "ok"}

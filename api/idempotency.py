@@ -10,22 +10,22 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import IO, Any
 
 from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from api.auth import current_caller
 from api.blueprint import Blueprint
+from api.context import current_caller, runtime
 from batchq.errors import BatchqError
-from batchq.runtime import Runtime
 from batchq.service import idempotency
-from batchq.storage.common import utcnow
+from batchq.service.idempotency import KeptResponse
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _CHUNK = 64 * 1024
+#: Answers a retry of the same request may change; they are not kept under the key.
+_NOT_KEPT = frozenset({408, 409, 413, 425, 429})
 
 HEADER_DOC = {
     "in": "header", "name": HEADER, "required": False,
@@ -63,30 +63,33 @@ def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., A
 def _run_once(key: str, view: Callable[[], Any]) -> Response:
     """Run ``view`` once per key: reserve the key, or answer what it already holds."""
     idempotency.check_key(key)
-    rt: Runtime = current_app.extensions["batchq"]
-    engine, user = rt.store.engine, current_caller().name
+    rt, user = runtime(), current_caller().name
     hasher = _hash_body_as_read()
-    retention = timedelta(hours=rt.settings.idempotency_key_retention_hours)
-    kept = idempotency.reserve(engine, user, key, utcnow(), retention)
+    kept = idempotency.reserve(rt, user, key)
     if kept is not None:
         return _replayed(idempotency.replay(kept, key, hasher.finish()))
     try:
         response = _response_of(view)
-        if idempotency.is_kept(response.status_code):
+        if is_kept(response.status_code):
             body = response.get_json(silent=True)
             batch_id = body.get("id") if isinstance(body, dict) else None
-            idempotency.keep(engine, user, key, hasher.finish(), response.status_code, body,
+            idempotency.keep(rt, user, key, hasher.finish(), response.status_code, body,
                              batch_id if isinstance(batch_id, str) else None)
             return response
     except BaseException:
         # Whatever broke (the view, or keeping its answer), a retry must run the request again.
-        idempotency.release(engine, user, key)
+        idempotency.release(rt, user, key)
         raise
-    idempotency.release(engine, user, key)
+    idempotency.release(rt, user, key)
     return response
 
 
-def _replayed(kept: idempotency.KeptResponse) -> Response:
+def is_kept(status_code: int) -> bool:
+    """Is an answer with this status kept under its key? Successes and final refusals are."""
+    return 200 <= status_code < 500 and status_code not in _NOT_KEPT
+
+
+def _replayed(kept: KeptResponse) -> Response:
     response = jsonify(kept.response)
     response.status_code = kept.status_code
     response.headers[REPLAYED_HEADER] = "true"

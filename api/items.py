@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.auth import current_caller
-from api.batches import NO_CREDENTIAL, runtime
 from api.blueprint import Blueprint
-from api.item_schemas import (
+from api.context import current_caller, runtime
+from api.schemas.items import (
     ErrorPageSchema,
     ErrorSummarySchema,
     ItemPageSchema,
@@ -15,26 +14,29 @@ from api.item_schemas import (
     SummaryQuerySchema,
     WindowQuerySchema,
 )
-from batchq.runtime import Runtime
-from batchq.service import control, item_reads
-from batchq.service import listing as queries
-from batchq.service.item_reads import ItemStatus, Window
+from batchq.domain.item_outcomes import ItemStatus
+from batchq.domain.lists import Window
+from batchq.service import item_reads, listing
 from batchq.storage.common import Row
+
+NO_CREDENTIAL = "No credential, or a wrong one (WWW-Authenticate names the schemes)"
+NOT_READABLE = "No such batch, or not one you may read"
 
 blp = Blueprint("items", __name__, url_prefix="/batches",
                 description="A batch's items and item errors, in input order")
 
-NOT_READABLE = "No such batch, or not one you may read"
 
-
-def _readable_batch(batch_id: str) -> tuple[Runtime, Row]:
-    rt = runtime()
-    queries.check_access(rt.store.engine, current_caller(), batch_id)
-    return rt, control.get_batch(rt, batch_id)
+def _readable_batch(batch_id: str) -> Row:
+    return listing.check_access(runtime(), current_caller(), batch_id)
 
 
 def _window(args: dict[str, Any]) -> Window:
     return Window(args["first_result"], args["max_results"])
+
+
+def _windowed(args: dict[str, Any], total: int, **listed: Any) -> dict[str, Any]:
+    return {"total": total, "first_result": args["first_result"],
+            "max_results": args["max_results"], **listed}
 
 
 @blp.route("/<batch_id>/errors")
@@ -45,10 +47,8 @@ def _window(args: dict[str, Any]) -> Window:
 @blp.alt_response(404, description=NOT_READABLE)
 def errors(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """List the item errors of a batch, in input order"""
-    rt, batch = _readable_batch(batch_id)
-    return {"total": batch["failed_items"], "first_result": args["first_result"],
-            "max_results": args["max_results"],
-            "errors": item_reads.list_errors(rt.store.engine, batch_id, _window(args))}
+    total, errors = item_reads.list_errors(runtime(), _readable_batch(batch_id), _window(args))
+    return _windowed(args, total, errors=errors)
 
 
 @blp.route("/<batch_id>/errors/summary")
@@ -59,9 +59,7 @@ def errors(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
 @blp.alt_response(404, description=NOT_READABLE)
 def error_summary(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """The most frequent error messages of a batch, with counts and sample keys"""
-    rt, batch = _readable_batch(batch_id)
-    summary = item_reads.error_summary(rt.store.engine, batch_id, args["limit"])
-    return {"failed_items": batch["failed_items"], **summary}
+    return item_reads.error_summary(runtime(), _readable_batch(batch_id), args["limit"])
 
 
 @blp.route("/<batch_id>/items")
@@ -73,12 +71,10 @@ def error_summary(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
 @blp.alt_response(404, description=NOT_READABLE)
 def list_items(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """List the items of a batch in input order, optionally only those with one outcome"""
-    rt, batch = _readable_batch(batch_id)
     status = ItemStatus(args["status"]) if "status" in args else None
-    found = item_reads.list_items(rt.store.engine, batch, status, _window(args))
+    total, found = item_reads.list_items(runtime(), _readable_batch(batch_id), status,
+                                         _window(args))
     for item in found:
         if item["error"] is None:
             del item["error"]
-    return {"total": item_reads.count_items(batch, status), "status": status,
-            "first_result": args["first_result"], "max_results": args["max_results"],
-            "items": found}
+    return _windowed(args, total, status=status, items=found)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from api.blueprint import Blueprint
+from api.context import runtime
 from batchq.adapters.prometheus import BatchqCollector
 
 blp = Blueprint("metrics", __name__, description="Monitoring")
@@ -19,5 +20,5 @@ blp = Blueprint("metrics", __name__, description="Monitoring")
 def metrics() -> Response:
     """Gauges for Prometheus: batches by status, active items, jobs in flight, busy workers"""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BatchqCollector(current_app.extensions["batchq"].store.engine))
+    registry.register(BatchqCollector(runtime().storage.metrics))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -4,58 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
-from marshmallow import Schema, ValidationError, fields, validate
 
-from api.auth import current_caller
 from api.blueprint import Blueprint
+from api.context import current_caller, runtime
 from api.idempotency import idempotent
-from api.schemas import BatchCreateSchema
-from batchq.domain.storable import is_utf8
-from batchq.runtime import Runtime
+from api.schemas.multi_tenant import MultiTenantCreateSchema, MultiTenantResultSchema
 from batchq.service.creation import NewBatch
 from batchq.service.multi_tenant import create_for_tenants
 
-MAX_TENANTS = 1000
 _OPTIONS = ("description", "page_size", "jobs_per_seed", "failure_threshold", "retention_days")
 
 blp = Blueprint("multi-tenant", __name__, url_prefix="/batches",
                 description="One batch for each of several tenants")
-
-
-def _storable(tenant: str) -> None:
-    if "\x00" in tenant or not is_utf8(tenant):
-        raise ValidationError("must not contain U+0000 or a lone surrogate (\\ud800-\\udfff)")
-
-
-def _unique(values: list[str]) -> None:
-    repeated = sorted({value for value in values if values.count(value) > 1})
-    if repeated:
-        raise ValidationError(f"each tenant may appear once; repeated: {', '.join(repeated)}")
-
-
-class MultiTenantCreateSchema(BatchCreateSchema):
-    """``POST /batches/multi-tenant``: ``POST /batches``'s body with ``tenantIds``."""
-
-    class Meta:
-        exclude = ("tenant_id",)
-
-    tenant_ids = fields.List(
-        fields.Str(validate=[validate.Length(min=1, max=200), _storable]), data_key="tenantIds",
-        required=True, validate=[validate.Length(min=1, max=MAX_TENANTS), _unique],
-        metadata={"description": "The tenants to create the batch for, each once"})
-
-
-class MultiTenantResultSchema(Schema):
-    """Which tenants got their batch, and what stopped the others."""
-
-    posted_success = fields.Dict(keys=fields.Str(), values=fields.Str(),
-                                 data_key="postedSuccess",
-                                 metadata={"description": "{tenant: batch id}"})
-    posted_problems = fields.Dict(keys=fields.Str(), values=fields.List(fields.Str()),
-                                  data_key="postedProblems",
-                                  metadata={"description": "{tenant: [messages]}"})
 
 
 @blp.route("/multi-tenant")
@@ -73,7 +34,7 @@ class MultiTenantBatches(MethodView):
     @blp.alt_response(413, description="More items than the configured maximum")
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Create the same batch for each tenant of tenantIds"""
-        rt: Runtime = current_app.extensions["batchq"]
+        rt = runtime()
         template = NewBatch(type=body["type"], params=body["params"],
                             **{name: body[name] for name in _OPTIONS if name in body})
         result = create_for_tenants(rt, current_caller(), template, body["items"],

@@ -1,4 +1,4 @@
-"""``/batch-types/{code}/start`` and ``/stop``: runs of batch processes (seed 001).
+"""``/batch-types/{code}/start`` and ``/stop``: runs of batch processes (the batch-process API).
 
 Starting and stopping a run, which works across all tenants, needs
 ADMIN_BACKEND_SERVICES + ADMIN_BATCHES + ADMIN_EDIT_ALL_ORGANISATIONS (or a
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-from marshmallow import RAISE, Schema, fields, validate
-
-from api.auth import current_caller
 from api.blueprint import Blueprint
+from api.context import current_caller, runtime
+from api.schemas.registry import ProcessStartedSchema, ProcessStartSchema, ProcessStoppedSchema
 from batchq.domain.permissions import can_run_processes
 from batchq.errors import Forbidden
 from batchq.runtime import Runtime
@@ -27,38 +25,12 @@ blp = Blueprint("batch_processes", __name__, url_prefix="/batch-types",
                 description="Batch processes: start and stop runs of types with a source")
 
 
-class ProcessStartSchema(Schema):
-    """``POST /batch-types/{code}/start``; the body is optional."""
-
-    class Meta:
-        unknown = RAISE
-
-    params = fields.Dict(load_default=dict,
-                         metadata={"description": "The type's parameters, checked by its schema"})
-    description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
-
-
-class ProcessStartedSchema(Schema):
-    """The run a start created."""
-
-    process_id = fields.Str(data_key="processId", required=True,
-                            metadata={"description": "The run's batch id (GET /batches/{id})"})
-
-
-class ProcessStoppedSchema(Schema):
-    """What a stop did."""
-
-    was_stopped = fields.Bool(data_key="wasStopped", required=True, metadata={
-        "description": "True when a running run was told to drain; false when none ran"})
-
-
 def _runtime() -> Runtime:
     caller = current_caller()
     if not can_run_processes(caller):
         raise Forbidden(f"User {caller.name!r} may not start or stop batch processes: "
                         f"{FORBIDDEN}")
-    rt: Runtime = current_app.extensions["batchq"]
-    return rt
+    return runtime()
 
 
 @blp.route("/<code>/start", methods=["POST"])

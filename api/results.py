@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, current_app, send_file
+from flask import Response, send_file
 
-from api.auth import current_caller
 from api.blueprint import Blueprint
-from batchq.runtime import Runtime
-from batchq.service import listing as queries
+from api.context import current_caller, runtime
+from batchq.service import listing
 from batchq.service.results import result_file_of
 
 blp = Blueprint("results", __name__, url_prefix="/batches",
@@ -26,9 +25,8 @@ blp = Blueprint("results", __name__, url_prefix="/batches",
                                    "or its post-batch step wrote no file")
 def result_file(batch_id: str) -> Response:
     """Download the batch's result file (e.g. a CSV report)"""
-    rt: Runtime = current_app.extensions["batchq"]
-    queries.check_access(rt.store.engine, current_caller(), batch_id)
-    file = result_file_of(rt, batch_id)
+    listing.check_access(runtime(), current_caller(), batch_id)
+    file = result_file_of(runtime(), batch_id)
     response = send_file(io.BytesIO(file.content), as_attachment=True,
                          download_name=file.filename, max_age=0)
     # Exactly the step's media type: Werkzeug would append a charset to a text/* one.

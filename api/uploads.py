@@ -13,13 +13,14 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from flask import Response, after_this_request, current_app, request
+from flask import Response, after_this_request, request
 from flask_smorest import abort
-from marshmallow import RAISE, ValidationError, fields, validate
+from marshmallow import RAISE
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.schemas import BatchCreateSchema
+from api.schemas.batches import BatchCreateSchema
+from api.schemas.uploads import UploadQueryDocSchema, UploadQuerySchema
 from batchq.service.upload_formats import Readable, Upload, csv_items, ndjson_items
 
 JSON = "application/json"
@@ -33,52 +34,6 @@ STREAMED: dict[str, Callable[[Readable], Upload]] = {
 #: the client sees the error rather than a connection reset.
 DRAIN_LIMIT_BYTES = 1024 * 1024 * 1024
 _DRAIN_BLOCK = 64 * 1024
-
-
-class JSONObjectText(fields.Field):
-    """A query parameter holding the JSON text of an object, e.g. ``{"url": "..."}``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any,
-                     **kwargs: Any) -> dict[str, Any]:
-        try:
-            loaded = current_app.json.loads(value)
-        except ValueError as exc:
-            raise ValidationError(f"must be the JSON text of an object: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ValidationError("must be the JSON text of an object, e.g. {\"a\": 1}")
-        return loaded
-
-
-class NullableFloat(fields.Float):
-    """A float, or ``null`` / ``none`` in a query string for "no value"."""
-
-    def deserialize(self, value: Any, attr: str | None = None, data: Any = None,
-                    **kwargs: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in ("null", "none"):
-            value = None  # before validation, which a None from _deserialize would not skip
-        return super().deserialize(value, attr, data, **kwargs)
-
-
-class UploadQuerySchema(BatchCreateSchema):
-    """The query string of an NDJSON or CSV ``POST /batches``: the JSON body's fields but items."""
-
-    class Meta:
-        unknown = RAISE
-        exclude = ("items",)
-
-    params = JSONObjectText(load_default=dict, metadata={  # type: ignore[assignment]
-        "type": "string", "description": "The type's parameters, as the JSON text of an object"})
-    failure_threshold = NullableFloat(
-        data_key="failureThreshold", allow_none=True,
-        validate=validate.Range(min=0, max=1, min_inclusive=False),
-        metadata={"description": "Abort when failed/processed reaches it; null disables"})
-
-
-class UploadQueryDocSchema(UploadQuerySchema):
-    """The OpenAPI description of the query: ``type`` is needed by NDJSON and CSV only."""
-
-    type = fields.Str(metadata={"description": "NDJSON and CSV uploads: the batch type's code "
-                                "(required); a JSON body carries it in the body instead"})
 
 
 REQUEST_BODY = {

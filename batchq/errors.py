@@ -1,4 +1,8 @@
-"""The one error tree of batchq; the API maps each class to an HTTP status."""
+"""The one error tree of batchq: what went wrong, in the domain's words.
+
+No class here knows HTTP. ``api/errors.py`` maps each class to a status code,
+headers and the JSON error body; the CLI and the workers read the same classes.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,7 @@ from typing import Any
 
 
 class BatchqError(Exception):
-    """Base of every error batchq raises on purpose."""
-
-    status_code = 500
+    """Base of every error batchq raises on purpose: a message for a person, details for code."""
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -20,65 +22,101 @@ class ConfigurationError(BatchqError):
     """The settings or a batch type module are wrong; raised at start-up."""
 
 
-class InvalidBatch(BatchqError):
-    """The request to create or change a batch is malformed or breaks a rule."""
+# -- the request is wrong ---------------------------------------------------------------
 
-    status_code = 400
+
+class InvalidRequest(BatchqError):
+    """The request is malformed or breaks a rule; sending it again will not help."""
+
+
+class InvalidBatch(InvalidRequest):
+    """The request to create or change a batch is malformed or breaks a rule."""
 
 
 class TooManyItems(InvalidBatch):
     """The batch exceeds the configured maximum number of items."""
 
-    status_code = 413
+
+class InvalidUser(InvalidRequest):
+    """The request to create a user breaks a rule (a taken name, an unknown function)."""
 
 
-class UnknownBatchType(InvalidBatch):
-    """No batch type is registered under the given code."""
+class InvalidIdempotencyKey(InvalidRequest):
+    """The ``Idempotency-Key`` is empty, too long or holds control characters."""
 
 
-class BatchNotFound(BatchqError):
-    """No batch with that id exists (or the caller may not see it)."""
-
-    status_code = 404
+class IdempotencyKeyReused(InvalidRequest):
+    """The idempotency key was first used with a different request."""
 
 
-class Conflict(BatchqError):
-    """The batch is in a state that does not allow the request."""
-
-    status_code = 409
-
-
-class ItemFailed(Exception):
-    """Raised by a handler to fail one item with exactly this message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+# -- who is asking ----------------------------------------------------------------------
 
 
 class Unauthenticated(BatchqError):
     """No credential, or one that matches no user."""
 
-    status_code = 401
-
 
 class Forbidden(BatchqError):
-    """The caller may see the batch but not do this to it."""
-
-    status_code = 403
+    """The caller may see the thing but not do this to it."""
 
 
-class BatchTypeNotFound(BatchqError):
-    """No batch type is registered under the code in the path (codes are case-sensitive)."""
+# -- what is asked for ------------------------------------------------------------------
 
-    status_code = 404
+
+class NotFound(BatchqError):
+    """The thing asked for does not exist, or the caller may not see it."""
+
+
+class BatchNotFound(NotFound):
+    """No batch with that id exists (or the caller may not see it)."""
+
+
+class UnknownBatchType(NotFound):
+    """No batch type is registered under the code (codes are case-sensitive).
+
+    Named in a request body (``POST /batches``), the unknown code makes the
+    request invalid instead: creation raises ``InvalidBatch`` from this.
+    """
+
+
+class ResultFileNotFound(NotFound):
+    """The batch has no result file (yet, or at all)."""
+
+
+# -- the state does not allow it ----------------------------------------------------------
+
+
+class Conflict(BatchqError):
+    """The batch (or process, or key) is in a state that does not allow the request."""
 
 
 class ProcessAlreadyRunning(Conflict):
     """A batch process was started while a run of it is still active."""
 
 
-class ResultFileNotFound(BatchqError):
-    """The batch has no result file (yet, or at all)."""
+class IdempotencyKeyInProgress(Conflict):
+    """Another request with the same idempotency key is still running."""
 
-    status_code = 404
+
+class QuotaExceeded(BatchqError):
+    """The caller already has the configured maximum of active batches; retry later."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None, *,
+                 retry_after_seconds: int) -> None:
+        super().__init__(message, details)
+        self.retry_after_seconds = retry_after_seconds
+
+
+# -- storage ----------------------------------------------------------------------------
+
+
+class StorageUnavailable(BatchqError):
+    """The database cannot be reached (down, restarting, or out of connections); retry later."""
+
+
+class UniqueViolation(BatchqError):
+    """A row would repeat a unique value; ``constraint`` names the rule it broke."""
+
+    def __init__(self, message: str, constraint: str | None) -> None:
+        super().__init__(message, {"constraint": constraint})
+        self.constraint = constraint

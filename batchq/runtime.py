@@ -6,10 +6,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batchq.batch_types.registry import Registry, load_types
+from batchq.batch_types.loading import load_types
+from batchq.batch_types.registry import Registry
 from batchq.settings import Settings
+from batchq.storage import Storage
 from batchq.storage.engine import create_engine
-from batchq.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class Runtime:
     """Settings, storage, batch types and the message sender of one process."""
 
     settings: Settings
-    store: Store
+    storage: Storage
     registry: Registry
     dispatcher: Dispatcher
 
@@ -49,4 +50,4 @@ class Runtime:
 def build_runtime(settings: Settings, dispatcher: Dispatcher, **engine_options: Any) -> Runtime:
     """Connect to the database (lazily: no connection is opened here) and load batch types."""
     engine = create_engine(settings.database_url, **engine_options)
-    return Runtime(settings, Store(engine), load_types(settings.types), dispatcher)
+    return Runtime(settings, Storage(engine), load_types(settings.types), dispatcher)

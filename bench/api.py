@@ -131,14 +131,15 @@ def create_users() -> dict[str, str]:
     from batchq.domain.permissions import Function
     from batchq.service.users import NewUser, create_user
     from batchq.storage.engine import create_engine
+    from batchq.storage.users import UserRepository
 
     engine = create_engine(DATABASE_URL)
     try:
         return {
-            "system": create_user(engine, NewUser("bench-system", is_system=True)),
-            "tenant admin": create_user(engine, NewUser(
+            "system": create_user(UserRepository(engine), NewUser("bench-system", is_system=True)),
+            "tenant admin": create_user(UserRepository(engine), NewUser(
                 "bench-tenant-admin", ADMIN_TENANT, (Function.ADMIN_BATCHES,))),
-            "view-all admin": create_user(engine, NewUser(
+            "view-all admin": create_user(UserRepository(engine), NewUser(
                 "bench-view-all", "tenant-0",
                 (Function.ADMIN_BATCHES, Function.ADMIN_VIEW_ALL_ORGANISATIONS))),
         }

@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from batchq.service.item_reads import ItemStatus, Window, error_summary, list_errors, list_items
+from batchq.storage import Storage
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
-from batchq.storage.store import Store
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "batchq_bench_items"
@@ -72,7 +72,7 @@ def _insert_batch(conn: sa.Connection, batch_id: str, count: int) -> None:
 
 
 def measure(engine: sa.Engine, explain: bool) -> None:
-    batch = Store(engine).get_batch(BATCH)
+    batch = Storage(engine).get_batch(BATCH)
     assert batch is not None
     calls: list[tuple[str, Callable[[], Any]]] = []
     for status in (None, *ItemStatus):

@@ -264,10 +264,11 @@ def _create_bench_user() -> None:
     global _token
     from batchq.service.users import NewUser, create_user
     from batchq.storage.engine import create_engine
+    from batchq.storage.users import UserRepository
 
     engine = create_engine(DATABASE_URL)
     try:
-        _token = create_user(engine, NewUser("bench", is_system=True))
+        _token = create_user(UserRepository(engine), NewUser("bench", is_system=True))
     finally:
         engine.dispose()
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from batchq.batch_types.registry import ItemContext, SourceChunk, batch_type, registry
+from batchq.batch_types.builtin import echo
+from batchq.batch_types.context import ItemContext, SourceChunk
+from batchq.batch_types.registry import batch_type
 
 
 def _five_items(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChunk:
@@ -15,9 +17,9 @@ def _five_items(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChu
 
 @batch_type("test-minutely", schedule="* * * * *", source=_five_items)
 def minutely(payload: Any, ctx: ItemContext) -> Any:
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)
 
 
 @batch_type("test-minutely-busy", schedule="* * * * *", source=_five_items)
 def minutely_busy(payload: Any, ctx: ItemContext) -> Any:
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)

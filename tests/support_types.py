@@ -8,15 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from batchq.batch_types.registry import (
-    BatchSummary,
-    ItemContext,
-    PostBatchResult,
-    ResultFile,
-    SourceChunk,
-    batch_type,
-    registry,
-)
+from batchq.batch_types.builtin import echo
+from batchq.batch_types.context import BatchSummary, ItemContext, SourceChunk
+from batchq.batch_types.registry import batch_type
+from batchq.domain.results import PostBatchResult, ResultFile
 
 
 def _append_marker(summary: BatchSummary) -> dict[str, Any]:
@@ -32,12 +27,12 @@ def _raise_report_failure(summary: BatchSummary) -> None:
 
 @batch_type("test-post-ok", post_batch=_append_marker)
 def post_ok(payload: Any, ctx: ItemContext) -> Any:
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)
 
 
 @batch_type("test-post-raise", post_batch=_raise_report_failure)
 def post_raise(payload: Any, ctx: ItemContext) -> Any:
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)
 
 
 @batch_type("test-poison", failure_threshold=None)
@@ -45,7 +40,7 @@ def poison(payload: Any, ctx: ItemContext) -> Any:
     """An item with {"exit": true} kills the process running it, every time."""
     if isinstance(payload, dict) and payload.get("exit"):
         os._exit(13)
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)
 
 
 def _count_source(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChunk:
@@ -66,7 +61,7 @@ def _count_source(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceC
 
 @batch_type("test-count-source", source=_count_source)
 def count_source(payload: Any, ctx: ItemContext) -> Any:
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)
 
 
 def _failed_keys_report(summary: BatchSummary) -> PostBatchResult:
@@ -79,16 +74,16 @@ def _failed_keys_report(summary: BatchSummary) -> PostBatchResult:
 
 @batch_type("test-failed-keys-report", post_batch=_failed_keys_report, failure_threshold=None)
 def failed_keys_report(payload: Any, ctx: ItemContext) -> Any:
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)
 
 
 @batch_type("test-cannot-cancel", can_cancel=False)
 def cannot_cancel(payload: Any, ctx: ItemContext) -> Any:
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)
 
 
 @batch_type("test-progress")
 def progress(payload: Any, ctx: ItemContext) -> Any:
     """Echo, telling how far it got: "Escalated activity <n>"."""
     ctx.set_progress(f"Escalated activity {payload['n']}")
-    return registry.get("echo").handler(payload, ctx)
+    return echo(payload, ctx)

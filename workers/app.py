@@ -12,7 +12,8 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from batchq.batch_types.registry import Registry, load_types
+from batchq.batch_types.loading import load_types
+from batchq.batch_types.registry import Registry
 from batchq.domain.schedules import parse_cron
 from batchq.settings import Settings
 

@@ -8,10 +8,12 @@ import socket
 from typing import Any
 
 from celery.signals import worker_process_init
-from sqlalchemy.exc import OperationalError
 
-from batchq.engine.execution import run_job, seed_batch
-from batchq.engine.monitoring import delete_expired, monitor_all, monitor_batch
+from batchq.engine.cleanup import delete_expired
+from batchq.engine.execution import run_job
+from batchq.engine.monitoring import monitor_all, monitor_batch
+from batchq.engine.seeding import seed_batch
+from batchq.errors import StorageUnavailable
 from batchq.runtime import Runtime, build_runtime
 from batchq.service.processes import start_scheduled as start_scheduled_run
 from workers.app import CeleryDispatcher, app
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 _runtime: Runtime | None = None
 # A database that is briefly unreachable is retried; anything else is a bug to see.
 _RETRY: dict[str, Any] = {
-    "autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5,
+    "autoretry_for": (StorageUnavailable,), "retry_backoff": True, "max_retries": 5,
 }
 
 
@@ -29,7 +31,7 @@ def runtime() -> Runtime:
     """This process's runtime, built on first use (after the pool forked)."""
     global _runtime
     if _runtime is None:
-        # No pre-ping: tasks retry on OperationalError, and a ping per page is a round trip.
+        # No pre-ping: tasks retry on StorageUnavailable, and a ping per page is a round trip.
         _runtime = build_runtime(app.conf.batchq_settings, CeleryDispatcher(app),
                                  pool_pre_ping=False)
     return _runtime

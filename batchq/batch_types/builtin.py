@@ -1,6 +1,6 @@
 """The built-in batch types: ``noop`` for benchmarks, ``echo`` for tests and demos, ``http``.
 
-``http`` lives in its own module, ``batchq.batch_types.http``; importing it registers it.
+``http`` lives in its own module, ``batchq.batch_types.http``.
 """
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import batchq.batch_types.http  # noqa: F401  (registers the "http" type)
-from batchq.batch_types.registry import ItemContext, batch_type
-from batchq.errors import ItemFailed
+from batchq.batch_types.context import ItemContext, ItemFailed
+from batchq.batch_types.registry import batch_type
 
 
 @batch_type("noop", name="No-op", description="Does nothing with each item (benchmarks).")

@@ -27,8 +27,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from batchq.adapters.rate_limit import shared_limiter
-from batchq.batch_types.registry import ItemContext, batch_type
-from batchq.errors import ItemFailed
+from batchq.batch_types.context import ItemContext, ItemFailed
+from batchq.batch_types.registry import batch_type
 
 log = logging.getLogger(__name__)
 

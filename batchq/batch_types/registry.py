@@ -1,139 +1,34 @@
 """The batch type registry: handlers registered under case-sensitive codes.
 
-User types live in the user's own modules, named by ``BATCHQ_TYPES`` or the
-``batchq.batch_types.registry`` entry-point group; importing such a module registers its types.
+``@batch_type(code, ...)`` declares a handler as a batch type; it registers
+nothing by itself. ``Registry.add_module`` registers a module's declared
+handlers, and ``batchq.batch_types.loading.load_types`` builds the registry of a
+process from the built-ins and the user's modules. So two runtimes in one
+process (as in the tests) each hold the types they were built with, and
+importing a module changes no registry.
 """
 
 from __future__ import annotations
 
-import csv
-import importlib
-import io
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Any
 
 from marshmallow import Schema
 
+from batchq.batch_types.context import ItemHandler, PostBatchStep, Source
 from batchq.domain.schedules import parse_cron
-from batchq.domain.storable import storable_text
 from batchq.errors import ConfigurationError, UnknownBatchType
 
 _UNSET: Any = object()
-
-
-#: The longest progress description a batch keeps; a longer one is cut.
-MAX_PROGRESS_DESCRIPTION = 1000
-
-
-class ProgressNote:
-    """The latest progress description a handler set while running one page."""
-
-    def __init__(self) -> None:
-        self.text: str | None = None
-
-    def set(self, text: str) -> None:
-        """Keep ``text``, cleaned of what the database cannot store and cut to length."""
-        if not isinstance(text, str):
-            raise TypeError(f"a progress description is a str, not {type(text).__name__}")
-        self.text = storable_text(text, MAX_PROGRESS_DESCRIPTION)
-
-
-@dataclass(frozen=True)
-class ItemContext:
-    """What a handler knows about the item it runs."""
-
-    batch_id: str
-    key: str
-    stage: int
-    params: Mapping[str, Any]
-    progress: ProgressNote = field(default_factory=ProgressNote, repr=False, compare=False)
-
-    def set_progress(self, text: str) -> None:
-        """Show ``text`` as the batch's ``progressDescription`` (e.g. "Escalated 40 of 200").
-
-        It is stored when the page's counters are committed, with no query of
-        its own; the description of the last page committed wins.
-        """
-        self.progress.set(text)
-
-
-@dataclass(frozen=True)
-class ResultFile:
-    """A file a post-batch step produced, downloadable at ``GET /batches/{id}/result-file``."""
-
-    filename: str
-    content: bytes
-    media_type: str = "application/octet-stream"
-
-    @classmethod
-    def csv(cls, filename: str, header: Sequence[str],
-            rows: Iterable[Sequence[Any]]) -> ResultFile:
-        """A UTF-8 CSV file of ``header`` and ``rows``."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return cls(filename, buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8")
-
-
-@dataclass(frozen=True)
-class PostBatchResult:
-    """What a post-batch step may return to set both the ``result`` and a result file.
-
-    A step may also return a plain JSON value: that becomes the ``result``.
-    """
-
-    result: Any = None
-    file: ResultFile | None = None
-
-
-def _no_errors() -> Iterator[tuple[str, str]]:
-    return iter(())
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    """What a post-batch step knows about the finished batch."""
-
-    batch_id: str
-    type: str
-    params: Mapping[str, Any]
-    total_items: int
-    processed_items: int
-    failed_items: int
-    read_errors: Callable[[], Iterator[tuple[str, str]]] = field(
-        default=_no_errors, repr=False, compare=False)
-
-    def item_errors(self) -> Iterator[tuple[str, str]]:
-        """(key, message) of every failed item, in input order, read a chunk at a time."""
-        return self.read_errors()
-
-
-@dataclass(frozen=True)
-class SourceChunk:
-    """What one call of a source returns: the next items, and where to read on.
-
-    ``items`` take the shapes of posted items (``{"key", "payload"}`` objects or
-    bare payloads, keyed by their position in the batch). ``next_cursor`` is
-    any JSON value, passed to the next call; None means the source is exhausted.
-    """
-
-    items: Sequence[Any]
-    next_cursor: Any = None
-
-
-ItemHandler = Callable[[Any, ItemContext], Any]
-#: Returns a JSON value (the ``result``), a ``PostBatchResult``, or None.
-PostBatchStep = Callable[[BatchSummary], Any]
-#: ``source(params, cursor, limit)``: at most ``limit`` items after ``cursor`` (None at first).
-Source = Callable[[Mapping[str, Any], Any, int], SourceChunk]
+#: The attribute ``@batch_type`` sets on a handler: the ``BatchType`` it declares.
+MARK = "__batchq_type__"
 
 
 @dataclass(frozen=True)
 class BatchType:
-    """A registered handler with its settings (DESIGN.md "Batch types")."""
+    """A registered handler with its settings (docs/design.md "Batch types")."""
 
     code: str
     handler: ItemHandler
@@ -188,15 +83,20 @@ class Registry:
         self._types[batch_type.code] = batch_type
         return batch_type
 
+    def add_module(self, module: ModuleType) -> int:
+        """Register every handler of ``module`` marked by ``@batch_type``; returns how many."""
+        declared = [getattr(value, MARK) for value in vars(module).values()
+                    if isinstance(getattr(value, MARK, None), BatchType)]
+        for declared_type in declared:
+            self.add(declared_type)
+        return len(declared)
+
     def get(self, code: str) -> BatchType:
         """The type registered under ``code``; raises ``UnknownBatchType`` otherwise."""
         try:
             return self._types[code]
         except KeyError:
-            known = ", ".join(sorted(self._types)) or "none"
-            raise UnknownBatchType(
-                f"Unknown batch type {code!r}; registered types: {known}", {"type": code}
-            ) from None
+            raise UnknownBatchType(self._unknown_code_message(code), {"type": code}) from None
 
     def codes(self) -> list[str]:
         """The registered codes, sorted."""
@@ -205,44 +105,33 @@ class Registry:
     def __contains__(self, code: object) -> bool:
         return code in self._types
 
-
-#: The registry that ``@batch_type`` registers into.
-registry = Registry()
+    def _unknown_code_message(self, code: str) -> str:
+        message = f"No batch type {code!r} is registered"
+        same_but_case = [known for known in self.codes() if known.lower() == code.lower()]
+        if same_but_case:
+            return f"{message}; codes are case-sensitive: did you mean {same_but_case[0]!r}?"
+        return f"{message}; registered types: {', '.join(self.codes()) or 'none'}"
 
 
 def batch_type(code: str, **options: Any) -> Callable[[ItemHandler], ItemHandler]:
-    """Register the decorated ``handler(payload, ctx)`` as batch type ``code``.
+    """Declare the decorated ``handler(payload, ctx)`` as batch type ``code``.
 
     A handler returns normally for success; raising fails the item (``ItemFailed``
-    gives the exact message, any other exception its text).
+    gives the exact message, any other exception its text). The declaration is
+    checked here, when its module is imported, and registered by ``load_types``
+    (or ``Registry.add_module``).
     """
 
-    def register(handler: ItemHandler) -> ItemHandler:
-        registry.add(BatchType(code=code, handler=handler, **options))
+    def declare(handler: ItemHandler) -> ItemHandler:
+        setattr(handler, MARK, BatchType(code=code, handler=handler, **options))
         return handler
 
-    return register
+    return declare
 
 
-def load_types(modules: Iterable[str]) -> Registry:
-    """Import the built-in types, the named modules and the ``batchq.types`` entry points."""
-    importlib.import_module("batchq.batch_types.builtin")
-    for name in modules:
-        _import_type_module(name)
-    for entry in entry_points(group="batchq.types"):
-        try:
-            entry.load()
-        except Exception as exc:
-            raise ConfigurationError(
-                f"Batch type entry point {entry.name!r} ({entry.value}) failed to load: {exc}"
-            ) from exc
-    return registry
-
-
-def _import_type_module(name: str) -> None:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        raise ConfigurationError(
-            f"Batch type module {name!r} (from BATCHQ_TYPES) failed to import: {exc}"
-        ) from exc
+def declared_type(handler: ItemHandler) -> BatchType:
+    """The ``BatchType`` that ``@batch_type`` declared on ``handler``."""
+    declared = getattr(handler, MARK, None)
+    if not isinstance(declared, BatchType):
+        raise ConfigurationError(f"{handler!r} is not declared with @batch_type")
+    return declared

@@ -1,12 +1,12 @@
-"""The ``batchq`` command: run the service (``up``) and its migrations.
+"""The server commands of ``batchq``: ``up``, ``migrate`` and ``user``.
 
-The CLI starts the API and the Celery processes by module path, so it imports
-neither ``api`` nor ``workers``.
+They act on the database of ``BATCHQ_DATABASE_URL`` (else the embedded one in
+``BATCHQ_DATA_DIR``). ``up`` starts the API and the Celery processes by module
+path, so the CLI imports neither ``api`` nor ``workers``.
 """
 
 from __future__ import annotations
 
-import logging
 import signal
 import subprocess
 import sys
@@ -15,30 +15,19 @@ from types import FrameType
 
 import click
 
-from batchq.cli.client_commands import COMMANDS as CLIENT_COMMANDS
 from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
-from batchq.service.users import NewUser, create_user, has_users, parse_functions
+from batchq.service.users import NewUser, create_user, parse_functions
 from batchq.settings import Settings
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
+from batchq.storage.users import UserRepository
 
-log = logging.getLogger(__name__)
 # gunicorn's 30 s default kills a worker creating a large batch mid-COPY; the Procfile agrees.
 API_TIMEOUT_SECONDS = 600
 
 
-@click.group()
-def main() -> None:
-    """batchq: a distributed batch-job service."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-
-for _command in CLIENT_COMMANDS:  # submit, status, ls, errors, ...: over the REST API
-    main.add_command(_command)
-
-
-@main.command()
+@click.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
     settings = _settings()
@@ -46,7 +35,7 @@ def migrate() -> None:
     click.echo(f"Database is up to date: {_safe_url(settings.database_url)}")
 
 
-@main.command()
+@click.command()
 @click.option("--workers", "concurrency", type=int, default=None,
               help="Worker processes (default: BATCHQ_WORKER_CONCURRENCY, 2).")
 @click.option("--port", type=int, default=None, help="API port (default: BATCHQ_PORT, 8000).")
@@ -72,9 +61,10 @@ def _first_admin(settings: Settings) -> None:
     """With no user yet, create the system user ``admin`` and print its token once."""
     engine = create_engine(settings.database_url)
     try:
-        if has_users(engine):
+        users = UserRepository(engine)
+        if users.any():
             return
-        token = create_user(engine, NewUser("admin", is_system=True))
+        token = create_user(users, NewUser("admin", is_system=True))
     finally:
         engine.dispose()
     click.echo("No user existed, so batchq created the system user 'admin'. Its token, "
@@ -82,7 +72,7 @@ def _first_admin(settings: Settings) -> None:
     click.echo(f"  export TOKEN={token}")
 
 
-@main.group()
+@click.group()
 def user() -> None:
     """Manage the users of the API."""
 
@@ -99,7 +89,8 @@ def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: 
     settings = _settings()
     engine = create_engine(settings.database_url)
     try:
-        token = create_user(engine, NewUser(name, tenant, parse_functions(functions), system))
+        token = create_user(UserRepository(engine),
+                            NewUser(name, tenant, parse_functions(functions), system))
     except BatchqError as exc:
         raise click.ClickException(exc.message) from exc
     finally:
@@ -175,5 +166,5 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-if __name__ == "__main__":
-    main()
+#: The server commands, in the order ``batchq --help`` lists them.
+COMMANDS = (up, migrate, user)

@@ -1,4 +1,4 @@
-"""The seed and execute steps: creating pages and running them.
+"""The execute step: running pages.
 
 An execute message names one queued page. The worker claims it, runs it, and
 then keeps claiming the batch's next pages in the same transaction that commits
@@ -13,39 +13,17 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from batchq.batch_types.registry import BatchType, ItemContext, ProgressNote
+from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote
+from batchq.batch_types.registry import BatchType
 from batchq.domain.storable import storable_text
 from batchq.engine.heartbeat import LeaseHeartbeat
-from batchq.engine.sources import seed_from_source
-from batchq.errors import BatchqError, ItemFailed
+from batchq.engine.seeding import queue_more_pages
+from batchq.errors import BatchqError
 from batchq.runtime import Runtime
-from batchq.storage.store import ClaimRequest, ItemFailure, PageClaim, PageOutcome, utcnow
+from batchq.storage.common import utcnow
+from batchq.storage.pages import ClaimRequest, ItemFailure, PageClaim, PageOutcome
 
 log = logging.getLogger(__name__)
-
-
-def seed_batch(rt: Runtime, batch_id: str) -> bool:
-    """Create the next ``jobsPerSeed`` pages and queue what may run; True if more remain.
-
-    A source batch reads its next chunk instead, which comes with its pages.
-    """
-    batch = rt.store.get_batch(batch_id)
-    if batch is not None and batch["source_exhausted"] is False:
-        more = seed_from_source(rt, batch_id)
-    else:
-        created, more = rt.store.seed_pages(batch_id, utcnow())
-        if created:
-            log.info("Seeded %d pages of batch %s.", created, batch_id)
-    queue_more_pages(rt, batch_id)
-    return more
-
-
-def queue_more_pages(rt: Runtime, batch_id: str) -> list[int]:
-    """Top the batch's queue up to ``max_queued_jobs`` and send their messages."""
-    page_nos = rt.store.queue_pages(batch_id, rt.settings.max_queued_jobs, utcnow())
-    for page_no in page_nos:
-        rt.send("execute", batch_id, page_no)
-    return page_nos
 
 
 #: A worker claims as many pages at once as take about this long to run, so fast
@@ -63,7 +41,7 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     deadline = time.monotonic() + rt.settings.execute_slice_seconds
     lease = timedelta(seconds=rt.settings.lease_seconds)
     now = utcnow()
-    first = rt.store.claim_queued_page(batch_id, page_no, worker, now, now + lease)
+    first = rt.storage.pages.claim_queued(batch_id, page_no, worker, now, now + lease)
     claims = [first] if first is not None else []
     pages_run = 0
     while claims:
@@ -75,7 +53,7 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
         if time.monotonic() < deadline:
             per_page = (time.monotonic() - started) / len(claims)
             request = ClaimRequest(worker, now + lease, _pages_per_claim(per_page), claims[-1])
-        result = rt.store.finish_pages(outcomes, now, claim=request)
+        result = rt.storage.pages.finish(outcomes, now, claim=request)
         if not result.counted:
             log.info("Pages %s of batch %s were already done; their results were dropped.",
                      [claim.page_no for claim in claims], batch_id)
@@ -95,8 +73,8 @@ def _seed_and_claim(rt: Runtime, request: ClaimRequest) -> list[PageClaim]:
     The seed step is a conditional update of ``jobs_created``, so a worker and
     the seed task running it at once create each page once.
     """
-    rt.store.seed_pages(request.like.batch_id, utcnow())
-    return rt.store.finish_pages([], utcnow(), claim=request).next_claims
+    rt.storage.pages.seed(request.like.batch_id, utcnow())
+    return rt.storage.pages.finish([], utcnow(), claim=request).next_claims
 
 
 def _pages_per_claim(seconds_per_page: float) -> int:
@@ -119,7 +97,7 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
     ``keep_leases`` is called after every item; by default it renews the page's
     lease between items (``run_pages`` passes its heartbeat's instead).
     """
-    rows = claim.items or rt.store.read_page_items(
+    rows = claim.items or rt.storage.items.of_page(
         claim.batch_id, claim.stage, claim.first_pos, claim.item_count)
     if keep_leases is None:
         keep_leases = _lease_keeper(rt, [claim], worker)
@@ -150,7 +128,7 @@ def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Call
     def keep_leases() -> None:
         nonlocal renew_at
         if time.monotonic() >= renew_at:
-            rt.store.renew_leases(claims, worker, utcnow() + timedelta(seconds=lease))
+            rt.storage.pages.renew_leases(claims, worker, utcnow() + timedelta(seconds=lease))
             renew_at = time.monotonic() + lease / 3
 
     return keep_leases

@@ -19,7 +19,8 @@ from datetime import timedelta
 from types import TracebackType
 
 from batchq.runtime import Runtime
-from batchq.storage.store import PageClaim, utcnow
+from batchq.storage.common import utcnow
+from batchq.storage.pages import PageClaim
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class LeaseHeartbeat:
 
     def _renew(self, lease: float) -> None:
         try:
-            self._rt.store.renew_leases(self._claims, self._worker,
+            self._rt.storage.pages.renew_leases(self._claims, self._worker,
                                         utcnow() + timedelta(seconds=lease))
         except Exception as exc:  # the next beat retries; two more fit in the lease
             log.warning("Could not renew the leases of batch %s: %s",

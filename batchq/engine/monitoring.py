@@ -15,22 +15,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.batch_types.registry import BatchSummary, ResultFile
+from batchq.batch_types.context import BatchSummary
+from batchq.domain.results import ResultFile, result_file_problem, split_post_batch_return
 from batchq.domain.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
 from batchq.domain.storable import json_problem
-from batchq.engine.execution import queue_more_pages
+from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchqError
 from batchq.runtime import Runtime
-from batchq.service.idempotency import delete_expired_keys
-from batchq.service.results import result_file_problem, split_post_batch_return
-from batchq.storage.store import ItemFailure, PageOutcome, utcnow
+from batchq.storage.common import utcnow
+from batchq.storage.pages import ItemFailure, PageOutcome
 
 log = logging.getLogger(__name__)
 
 
 def monitor_all(rt: Runtime) -> int:
     """Monitor every active batch; one broken batch does not stop the others."""
-    batch_ids = rt.store.active_batch_ids()
+    batch_ids = rt.storage.batches.active_ids()
     for batch_id in batch_ids:
         try:
             monitor_batch(rt, batch_id)
@@ -50,11 +50,11 @@ def monitor_batch(rt: Runtime, batch_id: str) -> None:
 def recover_expired_pages(rt: Runtime, batch_id: str) -> None:
     """A page whose lease ran out is re-queued, or given up after ``max_attempts``."""
     now = utcnow()
-    for page in rt.store.expired_pages(batch_id, now):
+    for page in rt.storage.pages.expired(batch_id, now):
         if page["attempts"] >= rt.settings.max_attempts:
             give_up_page(rt, batch_id, page)
             continue
-        status = rt.store.release_expired_page(batch_id, page["page_no"], now)
+        status = rt.storage.pages.release_expired(batch_id, page["page_no"], now)
         if status is not None:
             log.info("Page %d of batch %s lost its worker (attempt %d); released as %s.",
                      page["page_no"], batch_id, page["attempts"], status)
@@ -64,12 +64,12 @@ def recover_expired_pages(rt: Runtime, batch_id: str) -> None:
 
 def give_up_page(rt: Runtime, batch_id: str, page: Any) -> None:
     """Fail every item of a page whose workers kept dying, so the batch goes on."""
-    rows = rt.store.read_page_items(batch_id, page["stage"], page["first_pos"],
+    rows = rt.storage.items.of_page(batch_id, page["stage"], page["first_pos"],
                                     page["item_count"])
     failures = [ItemFailure(page["stage"], row["pos"], row["seq"], row["key"], WORKER_LOST)
                 for row in rows]
     outcome = PageOutcome(batch_id, page["page_no"], 0, failures)
-    result = rt.store.finish_page(outcome, utcnow(), only_if_lease_expired=True)
+    result = rt.storage.pages.finish_one(outcome, utcnow(), only_if_lease_expired=True)
     if result.counted:
         log.warning("Gave up page %d of batch %s after %d attempts; %d items failed.",
                     page["page_no"], batch_id, page["attempts"], len(failures))
@@ -79,11 +79,11 @@ def resend_lost_messages(rt: Runtime, batch_id: str) -> None:
     """Re-send execute messages of pages queued too long, and a stalled seed."""
     now = utcnow()
     stale_before = now - timedelta(seconds=rt.settings.requeue_after_seconds)
-    for page_no in rt.store.requeue_stale_pages(batch_id, stale_before, now):
+    for page_no in rt.storage.pages.requeue_stale(batch_id, stale_before, now):
         log.info("Re-sending page %d of batch %s: queued since before %s.",
                  page_no, batch_id, stale_before)
         rt.send("execute", batch_id, page_no)
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     if batch is None or batch["status"] in FINAL_STATUSES or batch["stop_reason"]:
         return
     last_seed = batch["seeded_at"] or batch["created_at"]
@@ -96,10 +96,10 @@ def resend_lost_messages(rt: Runtime, batch_id: str) -> None:
 
 def finalize_if_done(rt: Runtime, batch_id: str) -> BatchStatus | None:
     """Give the batch its final status once nothing is in flight; returns it if set now."""
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     if batch is None or batch["status"] in FINAL_STATUSES:
         return None
-    if rt.store.count_in_flight(batch_id):
+    if rt.storage.pages.count_in_flight(batch_id):
         return None
     now = utcnow()
     if batch["stop_reason"] is not None:
@@ -123,7 +123,7 @@ _STOPPED_STATUS = {
 
 
 def _complete(rt: Runtime, batch_id: str, status: BatchStatus, **fields: Any) -> BatchStatus | None:
-    if rt.store.complete_batch(batch_id, status, utcnow(), **fields):
+    if rt.storage.batches.complete(batch_id, status, utcnow(), **fields):
         log.info("Batch %s finished: %s.", batch_id, status)
         return status
     return None
@@ -144,12 +144,12 @@ def _post_batch_step(rt: Runtime, code: str) -> Any:
 
 def _run_post_batch(rt: Runtime, batch: Any, post_batch: Any) -> BatchStatus | None:
     token = uuid.uuid4().hex
-    if not rt.store.claim_finalizer(batch["id"], token, utcnow()):
+    if not rt.storage.batches.claim_finalizer(batch["id"], token, utcnow()):
         return None
     batch_id = batch["id"]
     summary = BatchSummary(batch_id, batch["type"], batch["params"] or {},
                            batch["total_items"], batch["processed_items"], batch["failed_items"],
-                           read_errors=lambda: rt.store.iter_item_errors(batch_id))
+                           read_errors=lambda: rt.storage.items.iter_errors(batch_id))
     try:
         result, file = split_post_batch_return(post_batch(summary))
     except Exception as exc:
@@ -172,7 +172,7 @@ def _run_post_batch(rt: Runtime, batch: Any, post_batch: Any) -> BatchStatus | N
 def _store_result_file(rt: Runtime, batch_id: str, file: ResultFile) -> str | None:
     """Store the file before the batch finishes, so a finished batch shows it; or say why not."""
     try:
-        rt.store.save_result_file(batch_id, file, utcnow())
+        rt.storage.result_files.save(batch_id, file, utcnow())
     except sa.exc.SQLAlchemyError as exc:
         log.warning("Could not store the result file of batch %s: %s", batch_id, exc)
         return f"The post-batch step's result file could not be stored: {type(exc).__name__}"
@@ -197,21 +197,3 @@ def _fail_stale_finalizer(rt: Runtime, batch_id: str, now: Any) -> BatchStatus |
     reason = f"The post-batch step did not finish within {timeout:g} seconds"
     return _complete(rt, batch_id, BatchStatus.POST_BATCH_FAILED, finalizing_before=before,
                      failure_reason=reason)
-
-
-def delete_expired_batches(rt: Runtime) -> int:
-    """Delete every batch past its retention (with its pages, items, errors and result file)."""
-    deleted = 0
-    while ids := rt.store.delete_expired_batches(utcnow()):
-        deleted += len(ids)
-        log.info("Deleted %d batches past their retention.", len(ids))
-    return deleted
-
-
-def delete_expired(rt: Runtime) -> int:
-    """The cleanup task: expired batches, then expired idempotency keys; returns how many."""
-    retention = timedelta(hours=rt.settings.idempotency_key_retention_hours)
-    keys = delete_expired_keys(rt.store.engine, utcnow() - retention)
-    if keys:
-        log.info("Deleted %d idempotency keys past their retention.", keys)
-    return delete_expired_batches(rt) + keys

@@ -19,12 +19,13 @@ import json
 import logging
 from typing import Any
 
-from batchq.batch_types.registry import BatchType, SourceChunk
+from batchq.batch_types.context import SourceChunk
+from batchq.batch_types.registry import BatchType
+from batchq.domain.items import source_item_rows
 from batchq.domain.storable import json_problem
 from batchq.errors import BatchqError
 from batchq.runtime import Runtime
-from batchq.service.creation import source_item_rows
-from batchq.storage.store import Row, utcnow
+from batchq.storage.common import Row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def seed_from_source(rt: Runtime, batch_id: str) -> bool:
 
     The caller queues the new pages (``batchq.execution.seed_batch``).
     """
-    batch = rt.store.begin_source_read(batch_id, utcnow())
+    batch = rt.storage.sources.begin_read(batch_id, utcnow())
     if batch is None:
         return False
     try:
@@ -68,7 +69,7 @@ def seed_from_source(rt: Runtime, batch_id: str) -> bool:
     except SourceBroke as exc:
         _fail(rt, batch, str(exc))
         return False
-    pages = rt.store.add_source_chunk(batch, rows, next_cursor, utcnow())
+    pages = rt.storage.sources.add_chunk(batch, rows, next_cursor, utcnow())
     if pages is None:
         log.info("Dropped a chunk of batch %s read at cursor %r: the batch stopped or another "
                  "seed stored that chunk first.", batch_id, batch["source_cursor"])
@@ -139,7 +140,7 @@ def _show(cursor: Any) -> str:
 
 def _retry_or_fail(rt: Runtime, batch: Row, reason: str) -> None:
     """Leave the read to the monitor's re-sent seed, or fail after the last attempt."""
-    failures = rt.store.count_source_failure(batch["id"])
+    failures = rt.storage.sources.count_failure(batch["id"])
     if failures is None:
         return
     if failures < MAX_SOURCE_ATTEMPTS:
@@ -151,6 +152,6 @@ def _retry_or_fail(rt: Runtime, batch: Row, reason: str) -> None:
 
 
 def _fail(rt: Runtime, batch: Row, reason: str) -> None:
-    if rt.store.fail_source(batch["id"], reason):
+    if rt.storage.sources.fail(batch["id"], reason):
         log.info("Batch %s fails: %s.", batch["id"], reason)
         rt.send("monitor", batch["id"])

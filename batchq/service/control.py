@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from batchq.domain.paging import stage_of_page
-from batchq.domain.statuses import FINAL_STATUSES, BatchStatus, StopReason
+from batchq.domain.progress import WorkQueueStatus
+from batchq.domain.statuses import FINAL_STATUSES, StopReason
 from batchq.domain.storable import check_text
-from batchq.engine.execution import queue_more_pages
+from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.runtime import Runtime
-from batchq.storage.store import Row, WorkQueueStatus, utcnow
+from batchq.storage.common import Row, utcnow
+from batchq.storage.result_files import ResultFileInfo
 
 MAX_ITEM_ERRORS_SHOWN = 100
 CAN_CANCEL, CANNOT_CANCEL = "CanCancel", "CannotCancel"
@@ -19,73 +21,41 @@ CAN_CANCEL, CANNOT_CANCEL = "CanCancel", "CannotCancel"
 
 def get_batch(rt: Runtime, batch_id: str) -> Row:
     """The batch row; ``BatchNotFound`` if there is none."""
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     if batch is None:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     return batch
 
 
-def describe_batch(rt: Runtime, batch_id: str, batch_row: Row | None = None) -> dict[str, Any]:
-    """Everything ``GET /batches/{id}`` shows, read without scanning the batch's items.
+@dataclass(frozen=True)
+class BatchDetails:
+    """What reading one batch shows beyond its row, read without scanning its items."""
 
-    ``batch_row`` is the batch as just read, if the caller has it (not read again).
-    """
-    batch = dict(batch_row if batch_row is not None else get_batch(rt, batch_id))
+    batch: Row
+    work_queue: WorkQueueStatus
+    #: The first ``MAX_ITEM_ERRORS_SHOWN`` item errors in page order: seq, key, message.
+    first_errors: list[Row]
+    result_file: ResultFileInfo | None
+    cancellation_behaviour: str
+
+
+def batch_details(rt: Runtime, batch_id: str, batch_row: Row | None = None) -> BatchDetails:
+    """The batch and what it shows beyond its row; ``batch_row`` is the batch as just read,
+    if the caller has it (it is not read again)."""
+    batch = batch_row if batch_row is not None else get_batch(rt, batch_id)
     # Each read is a round trip: skip those whose answer the batch row already gives.
     # A finished batch has no page in flight (it finishes only once none is).
     finished = batch["status"] in FINAL_STATUSES
-    queue = WorkQueueStatus(0, 0) if finished else rt.store.work_queue_status(batch_id)
-    errors = rt.store.item_errors(batch_id, MAX_ITEM_ERRORS_SHOWN) if batch["failed_items"] else []
-    total_jobs, done_jobs = batch["total_jobs"], batch["jobs_completed"]
-    batch.update(
-        unprocessed_items=batch["total_items"] - batch["processed_items"],
-        progress=f"{done_jobs} out of {total_jobs}",
-        progress_percent=_percent(batch["processed_items"], batch["total_items"]),
-        work_queue_status={"queued": queue.queued, "running": queue.running,
-                           "workers": queue.workers},
-        item_errors={row["key"]: row["message"] for row in errors},
-        item_errors_truncated=batch["failed_items"] > len(errors),
-        current_stage=_current_stage(batch),
-        cancellation_behaviour=cancellation_behaviour(rt, batch["type"]),
-        result_file=_result_file_info(rt, batch),
-    )
-    if not batch["progress_description"] or not _running(batch):
-        # A handler's description tells how the work goes; once the batch stops or
-        # pauses, the sentence batchq writes says so instead.
-        batch["progress_description"] = _progress_sentence(batch)
-    return batch
-
-
-def _current_stage(batch: Row) -> int | None:
-    """The stage whose pages run now; None unless the batch is staged and unfinished.
-
-    No page of a stage starts before every page of the earlier ones is done, so
-    the done pages are always the first ``jobs_completed`` in stage order plus
-    none after: the next page in that order is of the current stage. Arithmetic
-    on the batch row, no query.
-    """
-    if len(batch["stage_sizes"]) < 2 or batch["status"] in FINAL_STATUSES:
-        return None
-    return stage_of_page(batch["stage_sizes"], batch["page_size"], batch["jobs_completed"])
-
-
-def _running(batch: Row) -> bool:
-    return batch["status"] not in FINAL_STATUSES and not batch["suspended"]
-
-
-def _result_file_info(rt: Runtime, batch: Row) -> dict[str, Any] | None:
-    """Name, media type, size and address of the result file of a finished batch."""
-    if batch["status"] not in FINAL_STATUSES:
-        return None
-    info = rt.store.result_file_info(batch["id"])
-    if info is None:
-        return None
-    return {"filename": info.filename, "media_type": info.media_type, "size": info.size,
-            "url": f"/batches/{batch['id']}/result-file"}
+    queue = WorkQueueStatus(0, 0) if finished else rt.storage.pages.work_queue_status(batch_id)
+    errors = (rt.storage.items.first_errors(batch_id, MAX_ITEM_ERRORS_SHOWN)
+              if batch["failed_items"] else [])
+    result_file = rt.storage.result_files.info(batch_id) if finished else None
+    return BatchDetails(batch, queue, errors, result_file,
+                        cancellation_behaviour(rt, batch["type"]))
 
 
 def cancellation_behaviour(rt: Runtime, code: str) -> str:
-    """Seed 004's CancellationBehaviour of a type: ``CanCancel`` or ``CannotCancel``.
+    """The CRM BatchTask API's CancellationBehaviour of a type: ``CanCancel`` or ``CannotCancel``.
 
     A type this process has not loaded is cancellable: a cancel only drains.
     """
@@ -102,7 +72,7 @@ def cancel_batch(rt: Runtime, batch_id: str) -> Row:
         raise Conflict(f"Batches of type {batch['type']!r} cannot be cancelled "
                        f"({CANNOT_CANCEL}); batch {batch_id} runs to completion",
                        {"batchId": batch_id, "cancellationBehaviour": CANNOT_CANCEL})
-    before = rt.store.request_cancel(batch_id, utcnow())
+    before = rt.storage.batches.request_cancel(batch_id, utcnow())
     if before is None:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     _refuse_cancel_of(before)
@@ -150,7 +120,7 @@ def change_batch(rt: Runtime, batch_id: str, changes: Mapping[str, Any]) -> Row:
 
 def set_suspended(rt: Runtime, batch_id: str, suspended: bool) -> Row:
     """Suspend (no new page starts) or resume (deferred pages go back in the queue)."""
-    before = rt.store.set_suspended(batch_id, suspended)
+    before = rt.storage.batches.set_suspended(batch_id, suspended)
     if before is None:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     _refuse_suspend_of(before, suspended)
@@ -172,22 +142,6 @@ def _refuse_suspend_of(batch: Row, suspended: bool) -> None:
 def set_description(rt: Runtime, batch_id: str, description: str | None) -> Row:
     """Change the batch's description (finished batches included)."""
     check_text("description", description)
-    if not rt.store.set_description(batch_id, description):
+    if not rt.storage.batches.set_description(batch_id, description):
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     return get_batch(rt, batch_id)
-
-
-def _percent(done: int, total: int) -> float:
-    return round(100.0 * done / total, 2) if total else 100.0
-
-
-def _progress_sentence(batch: dict[str, Any]) -> str:
-    status = batch["status"]
-    done = f"{batch['processed_items']} of {batch['total_items']} items processed"
-    if batch["failed_items"]:
-        done += f", {batch['failed_items']} failed"
-    if batch["suspended"] and status not in FINAL_STATUSES:
-        return f"Suspended: {done}"
-    if status == BatchStatus.WAITING:
-        return "Waiting for a worker"
-    return f"{status}: {done}"

@@ -2,8 +2,8 @@
 
 Each batch is created as if the caller had posted it with that ``tenantId``,
 so every per-tenant rule applies per tenant: a tenant the caller may not
-create batches for (403), or the caller's quota of active batches running out
-(429), is that tenant's problem and the others still get their batch. What is
+create batches for (``Forbidden``), or the caller's quota of active batches
+running out (``QuotaExceeded``), is that tenant's problem and the others still get their batch. What is
 wrong with the request itself (its type, params, options or items, the same
 for every tenant) refuses the whole request before any batch exists.
 """
@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchq.domain.permissions import Caller, Function, tenant_of_new_batch
-from batchq.errors import Forbidden, InvalidBatch
+from batchq.errors import Forbidden, InvalidBatch, QuotaExceeded
 from batchq.runtime import Runtime
-from batchq.service.admission import TooManyActiveBatches
 from batchq.service.creation import NewBatch, create_batch
 
 #: Errors that concern one tenant only; any other error concerns the whole request.
-_TENANT_PROBLEMS = (Forbidden, TooManyActiveBatches)
+_TENANT_PROBLEMS = (Forbidden, QuotaExceeded)
 
 
 @dataclass

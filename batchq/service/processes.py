@@ -1,4 +1,6 @@
-"""Batch processes (seed 001): runs of a type with a source, started by a user or a schedule.
+"""Batch processes: runs of a type with a source, started by a user or a schedule.
+
+The batch-process API names them; batchq runs them as batches.
 
 A run is a source batch with ``process_run`` set, no tenant (it runs across
 all tenants), created by whoever started it (``SCHEDULE_USER`` for celery
@@ -13,14 +15,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from batchq.errors import Conflict, ProcessAlreadyRunning
+from batchq.domain.lifecycle import cancellable
+from batchq.errors import Conflict, ProcessAlreadyRunning, UniqueViolation
 from batchq.runtime import Runtime
 from batchq.service.creation import NewBatch, create_source_batch
-from batchq.service.type_registry import registered_type
-from batchq.storage.common import cancellable
-from batchq.storage.store import Row, utcnow
+from batchq.storage.common import Row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ _START_ATTEMPTS = 3
 
 def active_run(rt: Runtime, code: str) -> Row | None:
     """The run of batch process ``code`` that is Waiting, Processing or Cancelling, if any."""
-    return rt.store.active_process_run(code)
+    return rt.storage.batches.active_process_run(code)
 
 
 def start_process(rt: Runtime, code: str, *, created_by: str,
@@ -39,12 +38,12 @@ def start_process(rt: Runtime, code: str, *, created_by: str,
                   description: str | None = None) -> Row:
     """Start a run of batch process ``code``; returns its batch row.
 
-    Raises ``BatchTypeNotFound`` for an unknown code, ``Conflict`` for a type
+    Raises ``UnknownBatchType`` for an unknown code, ``Conflict`` for a type
     without a source (it has no items of its own to run), ``InvalidBatch`` for
     params its schema refuses, and ``ProcessAlreadyRunning`` (naming the active
     run in ``details["processId"]``) while a run of the type is active.
     """
-    batch_type = registered_type(rt, code)
+    batch_type = rt.registry.get(code)
     if batch_type.source is None:
         raise Conflict(f"Batch type {code!r} has no source, so it cannot be started as a batch "
                        "process; create a batch with its items instead (POST /batches)",
@@ -54,7 +53,7 @@ def start_process(rt: Runtime, code: str, *, created_by: str,
     for _attempt in range(_START_ATTEMPTS):
         try:
             return create_source_batch(rt, request, process_run=True)
-        except IntegrityError:
+        except UniqueViolation:
             running = active_run(rt, code)
             if running is not None:
                 raise _already_running(code, running["id"]) from None
@@ -69,14 +68,14 @@ def stop_process(rt: Runtime, code: str) -> bool:
     Also False when the run is already stopping or finishing: this call stopped
     nothing. ``Conflict`` when the type cannot be cancelled.
     """
-    batch_type = registered_type(rt, code)
+    batch_type = rt.registry.get(code)
     run = active_run(rt, code)
     if run is None:
         return False
     if not batch_type.can_cancel:
         raise Conflict(f"Runs of batch process {code!r} cannot be stopped",
                        {"type": code, "processId": run["id"]})
-    before = rt.store.request_cancel(run["id"], utcnow())
+    before = rt.storage.batches.request_cancel(run["id"], utcnow())
     if before is None or not cancellable(before):
         return False
     log.info("Stopping run %s of batch process %r.", run["id"], code)

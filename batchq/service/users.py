@@ -9,23 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import sqlalchemy as sa
+from typing import Any
 
 from batchq.domain.permissions import Caller, Function
-from batchq.errors import BatchqError
-from batchq.storage.common import Row, utcnow
-from batchq.storage.tables import users
+from batchq.errors import InvalidUser, UniqueViolation
+from batchq.storage.common import utcnow
+from batchq.storage.users import UserRepository
 
 TOKEN_PREFIX = "bq_"
-
-
-class InvalidUser(BatchqError):
-    """The request to create a user breaks a rule (a taken name, an unknown function)."""
-
-    status_code = 400
 
 
 @dataclass(frozen=True)
@@ -53,7 +46,7 @@ def parse_functions(names: Iterable[str]) -> tuple[Function, ...]:
     return tuple(dict.fromkeys(Function(name) for name in names))
 
 
-def create_user(engine: sa.Engine, user: NewUser) -> str:
+def create_user(users: UserRepository, user: NewUser) -> str:
     """Store ``user`` and return its token, the only time the token is known."""
     if not user.name or len(user.name) > 200 or ":" in user.name:
         raise InvalidUser("A user name must be 1 to 200 characters, without ':' "
@@ -63,41 +56,32 @@ def create_user(engine: sa.Engine, user: NewUser) -> str:
            "functions": [f.value for f in user.functions], "token_hash": hash_token(token),
            "created_at": utcnow()}
     try:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(users).values(**row))
-    except sa.exc.IntegrityError as exc:
+        users.add(row)
+    except UniqueViolation as exc:
         raise InvalidUser(f"A user named {user.name!r} already exists") from exc
     return token
 
 
-def has_users(engine: sa.Engine) -> bool:
-    """True once at least one user exists."""
-    with engine.connect() as conn:
-        return conn.execute(sa.select(users.c.name).limit(1)).first() is not None
-
-
-def user_by_token(engine: sa.Engine, token: str) -> Caller | None:
+def user_by_token(users: UserRepository, token: str) -> Caller | None:
     """The user holding ``token`` (a Bearer credential), or None."""
     wanted = hash_token(token)
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(users).where(users.c.token_hash == wanted)).mappings().first()
+    row = users.by_token_hash(wanted)
     if row is None or not hmac.compare_digest(row["token_hash"], wanted):
         return None
-    return _caller(dict(row))
+    return _caller(row)
 
 
-def user_by_name_and_token(engine: sa.Engine, name: str, token: str) -> Caller | None:
+def user_by_name_and_token(users: UserRepository, name: str, token: str) -> Caller | None:
     """The user ``name`` if ``token`` is its token (a Basic credential), or None."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(users).where(users.c.name == name)).mappings().first()
+    row = users.by_name(name)
     # Compare even for an unknown name, so the answer takes the same time.
     stored = row["token_hash"] if row is not None else "0" * 64
     if not hmac.compare_digest(stored, hash_token(token)) or row is None:
         return None
-    return _caller(dict(row))
+    return _caller(row)
 
 
-def _caller(row: Row) -> Caller:
+def _caller(row: Mapping[str, Any]) -> Caller:
     known = {f.value for f in Function}
     functions = frozenset(Function(name) for name in row["functions"] if name in known)
     return Caller(name=row["name"], tenant_id=row["tenant_id"], functions=functions,

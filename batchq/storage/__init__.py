@@ -1,0 +1,50 @@
+"""Every SQL statement of batchq: the engine set-up, the tables, migrations and repositories.
+
+One repository per aggregate. A transaction never spans two repositories'
+methods; statements that several of them run inside one transaction (inserting
+items, locking a batch row) are functions in ``batchq.storage.common`` and
+``batchq.storage.items`` that take the caller's connection. Driver errors become
+domain errors here: ``StorageUnavailable`` when the database cannot be reached,
+``UniqueViolation`` when a unique rule is broken.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from batchq.errors import StorageUnavailable
+from batchq.storage.batches import BatchRepository
+from batchq.storage.idempotency import IdempotencyKeyRepository
+from batchq.storage.items import ItemRepository
+from batchq.storage.metrics import MetricsRepository
+from batchq.storage.pages import PageRepository
+from batchq.storage.result_files import ResultFileRepository
+from batchq.storage.sources import SourceRepository
+from batchq.storage.users import UserRepository
+
+
+class Storage:
+    """The repositories of one database, sharing one engine (its connection pool)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.batches = BatchRepository(engine)
+        self.pages = PageRepository(engine)
+        self.sources = SourceRepository(engine)
+        self.items = ItemRepository(engine)
+        self.result_files = ResultFileRepository(engine)
+        self.users = UserRepository(engine)
+        self.idempotency_keys = IdempotencyKeyRepository(engine)
+        self.metrics = MetricsRepository(engine)
+
+    def ping(self) -> None:
+        """Raise ``StorageUnavailable`` unless the database answers a query now."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close the pooled connections (a forked child must not share its parent's)."""
+        self.engine.dispose()
+
+
+__all__ = ["Storage", "StorageUnavailable"]

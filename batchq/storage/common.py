@@ -1,13 +1,20 @@
-"""What every storage module shares: the clock, row types and the batch-row rules."""
+"""What every repository shares: the clock, row types, and statements run in a caller's transaction.
+
+Lock order, which keeps batchq's transactions free of deadlocks (see
+``batchq.storage.pages``): a worker's transaction changes page rows first and
+the batch row last; every other transaction locks the batch row first
+(``lock_batch``) and touches pages only with ``SKIP LOCKED`` (``skip_locked``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 
+from batchq.domain.paging import PageSpec
 from batchq.domain.statuses import BatchStatus, PageStatus
 from batchq.storage.tables import batches, pages
 
@@ -20,16 +27,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def threshold_reached(threshold: float | None, processed: int, failed: int, total: int) -> bool:
-    """The failure-threshold rule of DESIGN.md: ratio reached once enough items ran."""
-    if threshold is None or processed <= 0 or processed < min(100, total):
-        return False
-    return failed / processed >= threshold
-
-
 def rows(result: sa.CursorResult[Any]) -> list[Row]:
     """Every row of ``result`` as a mapping."""
     return cast(list[Row], list(result.mappings()))
+
+
+def first_row(result: sa.CursorResult[Any]) -> dict[str, Any] | None:
+    """The first row of ``result`` as a dict, or None."""
+    row = result.mappings().first()
+    return None if row is None else dict(row)
 
 
 def status_values(statuses: Iterable[BatchStatus]) -> list[str]:
@@ -43,27 +49,7 @@ def lock_batch(conn: sa.Connection, batch_id: str) -> dict[str, Any] | None:
     On SQLite, ``BEGIN IMMEDIATE`` already serialises every writer.
     """
     query = sa.select(batches).where(batches.c.id == batch_id).with_for_update()
-    row = conn.execute(query).mappings().first()
-    return None if row is None else dict(row)
-
-
-def runnable(batch: Mapping[str, Any]) -> bool:
-    """May a new page of this batch start?"""
-    return (
-        batch["status"] in (BatchStatus.WAITING, BatchStatus.PROCESSING)
-        and not batch["suspended"]
-        and batch["stop_reason"] is None
-        and batch["finalizer"] is None
-    )
-
-
-def cancellable(batch: Mapping[str, Any]) -> bool:
-    """May this batch still be stopped (by a cancel or the failure threshold)?"""
-    return (
-        batch["status"] in (BatchStatus.WAITING, BatchStatus.PROCESSING)
-        and batch["stop_reason"] is None
-        and batch["finalizer"] is None
-    )
+    return first_row(conn.execute(query))
 
 
 def skip_locked(conn: sa.Connection, page_nos: sa.Select[Any]) -> sa.Select[Any]:
@@ -107,3 +93,23 @@ def current_stage(batch_id: str) -> sa.ScalarSelect[Any]:
         .where(pages.c.batch_id == batch_id, pages.c.status != PageStatus.DONE)
         .scalar_subquery()
     )
+
+
+def count_pages(conn: sa.Connection, batch_id: str, statuses: Iterable[str]) -> int:
+    """How many pages of the batch are in one of ``statuses``."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(pages)
+        .where(pages.c.batch_id == batch_id, pages.c.status.in_([str(s) for s in statuses]))
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def insert_pages(conn: sa.Connection, batch_id: str, specs: Sequence[PageSpec]) -> None:
+    """Insert the pages ``specs`` describe, ``created``."""
+    if specs:
+        conn.execute(sa.insert(pages), [
+            {"batch_id": batch_id, "page_no": spec.page_no, "stage": spec.stage,
+             "first_pos": spec.first_pos, "item_count": spec.item_count,
+             "status": PageStatus.CREATED.value, "attempts": 0, "succeeded": 0, "failed": 0}
+            for spec in specs])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -9,17 +10,51 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from batchq.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
 
 def create_engine(database_url: str, **kwargs: Any) -> sa.Engine:
-    """An engine for ``database_url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+    """An engine for ``database_url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
+
+    A database that cannot be reached raises ``StorageUnavailable`` from any
+    statement (``_unavailable_as_domain_error``).
+    """
     database_url = normalise_url(database_url)
     if database_url.startswith("sqlite"):
-        return _sqlite_engine(database_url, **kwargs)
-    kwargs.setdefault("pool_size", 5)
-    engine = sa.create_engine(database_url, **kwargs)
-    if not kwargs.get("pool_pre_ping"):
-        _ping_idle_connections(engine)
+        engine = _sqlite_engine(database_url, **kwargs)
+    else:
+        kwargs.setdefault("pool_size", 5)
+        engine = sa.create_engine(database_url, **kwargs)
+        if not kwargs.get("pool_pre_ping"):
+            _ping_idle_connections(engine)
+    _unavailable_as_domain_error(engine)
     return engine
+
+
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def _unavailable_as_domain_error(engine: sa.Engine) -> None:
+    """Raise ``StorageUnavailable`` instead of the driver's error when the database is gone.
+
+    An ``OperationalError`` (refused or dropped connection, a restart, SQLite's
+    "database is locked" past its busy timeout) or a disconnect says nothing
+    about the request: retrying later may succeed. Every other error is left
+    as it is. SQLAlchemy has already invalidated a dropped connection by then.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: sa.engine.ExceptionContext) -> BaseException | None:
+        error = context.sqlalchemy_exception
+        if not (context.is_disconnect or isinstance(error, _UNAVAILABLE)):
+            return None
+        # The driver's text names hosts and users: it goes to the log, not to callers.
+        log.warning("The database is unavailable: %s", str(context.original_exception).strip())
+        unavailable = StorageUnavailable("The database is unavailable; retry shortly")
+        unavailable.__cause__ = context.original_exception
+        return unavailable
 
 
 #: A pooled connection unused for longer than this is pinged before it is handed out.

@@ -1,4 +1,4 @@
-"""The page hot path: claiming pages, committing their outcomes, renewing leases.
+"""The pages of batches: the hot path (claiming, committing outcomes, leases), seeding, repairs.
 
 Lock order, which keeps these transactions free of deadlocks:
 
@@ -23,15 +23,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.domain.statuses import BatchStatus, PageStatus, StopReason
+from batchq.domain.lifecycle import batch_threshold_reached, cancellable, runnable
+from batchq.domain.paging import page_specs
+from batchq.domain.progress import WorkQueueStatus
+from batchq.domain.statuses import (
+    FINAL_STATUSES,
+    IN_FLIGHT_PAGES,
+    BatchStatus,
+    PageStatus,
+    StopReason,
+)
 from batchq.storage.common import (
     Row,
-    cancellable,
+    count_pages,
     current_stage,
+    insert_pages,
+    lock_batch,
     rows,
-    runnable,
     skip_locked,
-    threshold_reached,
     unqueue_pages,
 )
 from batchq.storage.tables import batches, item_errors, items, pages
@@ -97,23 +106,158 @@ class FinishResult:
     unseeded: bool = False
 
 
-class PageStore:
-    """Queries of the execute step; mixed into ``batchq.store.Store``."""
+class PageRepository:
+    """The pages of batches: seeding, queueing, claiming, finishing, and the monitor's repairs."""
 
-    engine: sa.Engine
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
 
-    def read_page_items(self, batch_id: str, stage: int, first_pos: int, count: int) -> list[Row]:
-        """The items of one page, in order: pos, seq, key, payload."""
+    def seed(self, batch_id: str, now: datetime) -> tuple[int, bool]:
+        """Create the next ``jobs_per_seed`` pages; returns (created, more to create)."""
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None or batch["status"] in FINAL_STATUSES or batch["stop_reason"]:
+                return 0, False
+            if batch["source_exhausted"] is not None:
+                return 0, False  # a source batch's pages come with its chunks (add_source_chunk)
+            specs = page_specs(batch["stage_sizes"], batch["page_size"],
+                               batch["jobs_created"], batch["jobs_per_seed"])
+            insert_pages(conn, batch_id, specs)
+            created = batch["jobs_created"] + len(specs)
+            conn.execute(
+                sa.update(batches).where(batches.c.id == batch_id)
+                .values(jobs_created=created, seeded_at=now)
+            )
+            return len(specs), created < batch["total_jobs"]
+
+    def queue(self, batch_id: str, max_queued: int, now: datetime) -> list[int]:
+        """Move created pages to queued until ``max_queued`` wait; returns their numbers.
+
+        The caller sends one execute message per returned page. If it dies before
+        sending, the monitor re-sends pages that stayed queued too long.
+        """
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None or not runnable(batch):
+                return []
+            room = max_queued - count_pages(conn, batch_id, (PageStatus.QUEUED,))
+            if room <= 0:
+                return []
+            candidates = sa.select(pages.c.page_no).where(
+                pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED)
+            if len(batch["stage_sizes"]) > 1:
+                candidates = candidates.where(pages.c.stage == current_stage(batch_id))
+            candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(room))
+            statement = (
+                sa.update(pages)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(candidates))
+                .where(pages.c.status == PageStatus.CREATED)
+                .values(status=PageStatus.QUEUED, queued_at=now)
+                .returning(pages.c.page_no)
+            )
+            return sorted(conn.execute(statement).scalars())
+
+    def expired(self, batch_id: str, now: datetime) -> list[Row]:
+        """Running pages whose lease ran out: their worker died or hangs."""
         query = (
-            sa.select(items.c.pos, items.c.seq, items.c.key, items.c.payload)
-            .where(items.c.batch_id == batch_id, items.c.stage == stage)
-            .where(items.c.pos >= first_pos, items.c.pos < first_pos + count)
-            .order_by(items.c.pos)
+            sa.select(pages)
+            .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.RUNNING)
+            .where(pages.c.lease_until < now)
+            .order_by(pages.c.page_no)
         )
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
 
-    def claim_queued_page(
+    def release_expired(self, batch_id: str, page_no: int, now: datetime) -> str | None:
+        """Put a page whose lease expired back: queued if the batch runs, else created.
+
+        Returns the new page status, or None when the page was finished meanwhile.
+        """
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None:
+                return None
+            status = PageStatus.QUEUED if runnable(batch) else PageStatus.CREATED
+            expired = skip_locked(
+                conn,
+                sa.select(pages.c.page_no)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no == page_no)
+                .where(pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
+            )
+            result = conn.execute(
+                sa.update(pages)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(expired))
+                .values(status=status, queued_at=now, lease_until=None, worker=None)
+            )
+            return status.value if result.rowcount == 1 else None
+
+    def requeue_stale(
+        self, batch_id: str, queued_before: datetime, now: datetime
+    ) -> list[int]:
+        """Pages queued before ``queued_before`` whose message the broker may have lost.
+
+        Their ``queued_at`` is refreshed; the caller sends their messages again.
+        A duplicate message is harmless: only one claim of a queued page succeeds.
+        """
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None or not runnable(batch):
+                return []
+            stale = skip_locked(
+                conn,
+                sa.select(pages.c.page_no)
+                .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.QUEUED)
+                .where(pages.c.queued_at < queued_before)
+            )
+            statement = (
+                sa.update(pages)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(stale))
+                .values(queued_at=now)
+                .returning(pages.c.page_no)
+            )
+            return sorted(conn.execute(statement).scalars())
+
+    def count_in_flight(self, batch_id: str) -> int:
+        """Pages of the batch that are queued or running."""
+        with self.engine.connect() as conn:
+            return count_pages(conn, batch_id, IN_FLIGHT_PAGES)
+
+    def work_queue_status(self, batch_id: str) -> WorkQueueStatus:
+        """How many pages wait in the broker or run, and on which workers."""
+        query = (
+            sa.select(pages.c.status, pages.c.worker, sa.func.count())
+            .where(pages.c.batch_id == batch_id, pages.c.status.in_(IN_FLIGHT_PAGES))
+            .group_by(pages.c.status, pages.c.worker)
+        )
+        queued = running = 0
+        workers: set[str] = set()
+        with self.engine.connect() as conn:
+            for status, worker, count in conn.execute(query):
+                if status == PageStatus.QUEUED:
+                    queued += count
+                else:
+                    running += count
+                    if worker:
+                        workers.add(worker)
+        return WorkQueueStatus(queued, running, sorted(workers))
+
+    def of_batch(self, batch_id: str) -> list[Row]:
+        """Every page of a batch (tests and diagnostics; not on any hot path)."""
+        query = sa.select(pages).where(pages.c.batch_id == batch_id).order_by(pages.c.page_no)
+        with self.engine.connect() as conn:
+            return rows(conn.execute(query))
+
+    def last_worker(self, batch_id: str) -> str | None:
+        """The worker that ran the batch's last finished page, or None if none ran yet."""
+        query = (sa.select(pages.c.worker)
+                 .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.DONE)
+                 .where(pages.c.worker.is_not(None))
+                 .order_by(pages.c.page_no.desc()).limit(1))
+        with self.engine.connect() as conn:
+            worker = conn.execute(query).scalar()
+        return str(worker) if worker else None
+
+    def claim_queued(
         self, batch_id: str, page_no: int, worker: str, now: datetime, lease_until: datetime
     ) -> PageClaim | None:
         """Claim a queued page, with its items; None if the batch may not run it or it is taken."""
@@ -147,12 +291,12 @@ class PageStore:
             )
             return int(result.rowcount)
 
-    def finish_page(self, outcome: PageOutcome, now: datetime, *,
-                    only_if_lease_expired: bool = False) -> FinishResult:
+    def finish_one(self, outcome: PageOutcome, now: datetime, *,
+                   only_if_lease_expired: bool = False) -> FinishResult:
         """Commit one page's outcome with the batch's counters, once."""
-        return self.finish_pages([outcome], now, only_if_lease_expired=only_if_lease_expired)
+        return self.finish([outcome], now, only_if_lease_expired=only_if_lease_expired)
 
-    def finish_pages(
+    def finish(
         self,
         outcomes: Sequence[PageOutcome],
         now: datetime,
@@ -178,7 +322,7 @@ class PageStore:
             batch = _update_batch(conn, batch_id, counted, now)
             if batch is None:
                 return FinishResult(counted=False)
-            if counted and cancellable(batch) and _threshold_reached(batch):
+            if counted and cancellable(batch) and batch_threshold_reached(batch):
                 _abort(conn, batch_id)
                 batch["stop_reason"] = StopReason.ABORT.value
             if claims and not runnable(batch):
@@ -350,11 +494,6 @@ def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutc
         statement = statement.values(progress_description=described[-1])
     row = conn.execute(statement).mappings().first()
     return None if row is None else dict(row)
-
-
-def _threshold_reached(batch: Mapping[str, Any]) -> bool:
-    return threshold_reached(batch["failure_threshold"], batch["processed_items"],
-                             batch["failed_items"], batch["total_items"])
 
 
 def _abort(conn: sa.Connection, batch_id: str) -> None:

@@ -54,7 +54,7 @@ class Cluster:
             self.settings, CeleryDispatcher(create_celery(self.settings))
         )
         self.client: FlaskClient = create_app(runtime=self.runtime).test_client()
-        token = create_user(self.runtime.store.engine, NewUser("harness", is_system=True))
+        token = create_user(self.runtime.storage.users, NewUser("harness", is_system=True))
         self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
 
     # -- processes --------------------------------------------------------------
@@ -114,7 +114,7 @@ class Cluster:
         for process in self.processes:
             if process.poll() is None:
                 self.kill(process)
-        self.runtime.store.engine.dispose()
+        self.runtime.storage.engine.dispose()
 
     # -- batches ----------------------------------------------------------------
 
@@ -135,18 +135,18 @@ class Cluster:
         return self.get(batch_id)
 
     def pages(self, batch_id: str) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.runtime.store.pages_of(batch_id)]
+        return [dict(row) for row in self.runtime.storage.pages.of_batch(batch_id)]
 
     def errors(self, batch_id: str) -> dict[str, str]:
         query = sa.select(item_errors.c.key, item_errors.c.message).where(
             item_errors.c.batch_id == batch_id)
-        with self.runtime.store.engine.connect() as conn:
+        with self.runtime.storage.engine.connect() as conn:
             return {key: message for key, message in conn.execute(query)}
 
     def done_pages(self, batch_id: str) -> int:
         query = sa.select(sa.func.count()).select_from(pages).where(
             pages.c.batch_id == batch_id, pages.c.status == "done")
-        with self.runtime.store.engine.connect() as conn:
+        with self.runtime.storage.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
     def assert_counts_are_exact(self, batch_id: str) -> dict[str, Any]:

@@ -29,16 +29,16 @@ def app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
                         max_active_batches_per_user=1)
     runtime = build_runtime(settings, FakeDispatcher(), pool_size=60, max_overflow=0)
     yield create_app(runtime=runtime)
-    runtime.store.engine.dispose()
+    runtime.storage.engine.dispose()
 
 
 def count(app: Flask, table: sa.Table) -> int:
-    with app.extensions["batchq"].store.engine.connect() as conn:
+    with app.extensions["batchq"].storage.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
 def test_fifty_concurrent_creates_against_a_limit_of_one_create_exactly_one(app: Flask) -> None:
-    token = create_user(app.extensions["batchq"].store.engine, NewUser("racer"))
+    token = create_user(app.extensions["batchq"].storage.users, NewUser("racer"))
     responses = post_at_once(app, token, "/batches", [ECHO] * 50)
     assert Counter(r.status_code for r in responses) == {201: 1, 429: 49}
     assert all(int(r.headers["Retry-After"]) > 0 for r in responses if r.status_code == 429)
@@ -46,8 +46,8 @@ def test_fifty_concurrent_creates_against_a_limit_of_one_create_exactly_one(app:
 
 
 def test_concurrent_multi_tenant_posts_stay_within_the_quota(app: Flask) -> None:
-    engine = app.extensions["batchq"].store.engine
-    token = create_user(engine, NewUser("agency", functions=(Function.MULTI_TENANT,),
+    users = app.extensions["batchq"].storage.users
+    token = create_user(users, NewUser("agency", functions=(Function.MULTI_TENANT,),
                                         is_system=True))
     body = {**ECHO, "tenantIds": ["acme", "globex", "initech"]}
     responses = post_at_once(app, token, "/batches/multi-tenant", [body] * 10)
@@ -57,7 +57,7 @@ def test_concurrent_multi_tenant_posts_stay_within_the_quota(app: Flask) -> None
 
 
 def test_concurrent_reposts_with_one_key_create_one_batch(app: Flask) -> None:
-    token = create_user(app.extensions["batchq"].store.engine, NewUser("retrier"))
+    token = create_user(app.extensions["batchq"].storage.users, NewUser("retrier"))
     responses = post_at_once(app, token, "/batches", [ECHO] * 20,
                              headers={"Idempotency-Key": "order-7"})
     statuses = Counter(r.status_code for r in responses)

@@ -30,4 +30,4 @@ def test_lone_surrogates_are_refused_with_400_on_postgres(
                                content_type="application/json")
         assert response.status_code == 201  # JSON columns keep it as the escape it was
     finally:
-        runtime.store.engine.dispose()
+        runtime.storage.engine.dispose()

@@ -8,7 +8,7 @@ import io
 import socket
 from typing import Any
 
-from batchq.service.type_registry import NEVER_RUN
+from api.presenters import NEVER_RUN
 from tests.integration.harness import Cluster, wait_until
 
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from api import create_app
-from batchq.cli.server import main
+from batchq.cli import main
 from batchq.service.users import NewUser, create_user
 from tests.integration.harness import ROOT, Cluster, wait_until
 from tests.live_server import serving
@@ -22,7 +22,7 @@ from tests.live_server import serving
 @pytest.fixture
 def cli_env(cluster: Cluster) -> Iterator[dict[str, str]]:
     """BATCHQ_URL of the cluster's API served over HTTP, and a system user's token."""
-    token = create_user(cluster.runtime.store.engine, NewUser("cli", is_system=True))
+    token = create_user(cluster.runtime.storage.users, NewUser("cli", is_system=True))
     with serving(create_app(runtime=cluster.runtime)) as url:
         yield {"BATCHQ_URL": url, "BATCHQ_TOKEN": token}
 

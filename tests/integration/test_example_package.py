@@ -72,7 +72,7 @@ def registry_entities(seed: int = 3) -> list[dict[str, Any]]:
 
 def rows_by_kind(cluster: Cluster) -> dict[str, set[str]]:
     """The ids in each of the example's tables, in the test's own database."""
-    with cluster.runtime.store.engine.connect() as conn:
+    with cluster.runtime.storage.engine.connect() as conn:
         return {kind: set(conn.execute(sa.text(f"SELECT id FROM {table}")).scalars())
                 for kind, table in TABLES.items()}
 

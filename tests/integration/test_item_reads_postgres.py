@@ -20,7 +20,7 @@ def runtime(postgres_url: str, tmp_path: Path) -> Iterator[Runtime]:
     rt = build_runtime(Settings(data_dir=tmp_path, database_url=postgres_url,
                                 execute_slice_seconds=0.0), FakeDispatcher())
     yield rt
-    rt.store.engine.dispose()
+    rt.storage.engine.dispose()
 
 
 def keys(client: FlaskClient, path: str) -> list[str]:

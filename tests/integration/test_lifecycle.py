@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from batchq.storage.store import utcnow
+from batchq.storage.common import utcnow
 from tests.integration.harness import Cluster, wait_until
 
 
@@ -169,7 +169,7 @@ def test_a_batch_never_has_more_than_max_queued_jobs_pages_queued(cluster: Clust
     bound = cluster.settings.max_queued_jobs
     most_queued = 0
     while cluster.get(batch_id)["status"] in ("Waiting", "Processing"):
-        queue = cluster.runtime.store.work_queue_status(batch_id)
+        queue = cluster.runtime.storage.pages.work_queue_status(batch_id)
         most_queued = max(most_queued, queue.queued)
         time.sleep(0.02)
 

@@ -33,4 +33,4 @@ def test_lists_counts_and_reads_keep_to_the_read_scope_on_postgres(
             == 403
         assert system.get("/batches/count?withoutTenantId=true").get_json() == {"count": 1}
     finally:
-        runtime.store.engine.dispose()
+        runtime.storage.engine.dispose()

@@ -46,10 +46,10 @@ def test_beat_starts_a_scheduled_type_and_skips_one_whose_run_is_still_active(
 
     cluster.start_worker(concurrency=2)
     cluster.start_beat()
-    store = cluster.runtime.store
-    wait_until(lambda: store.last_process_run(MINUTELY) is not None, 100,
+    storage = cluster.runtime.storage
+    wait_until(lambda: storage.batches.last_process_run(MINUTELY) is not None, 100,
                "beat to start the minutely type at the next minute boundary")
-    run = store.last_process_run(MINUTELY)
+    run = storage.batches.last_process_run(MINUTELY)
     assert run is not None
     assert (run["create_user_id"], run["tenant_id"]) == (SCHEDULE_USER, None)
     finished = cluster.wait_final(run["id"], timeout=60)
@@ -59,7 +59,7 @@ def test_beat_starts_a_scheduled_type_and_skips_one_whose_run_is_still_active(
                "active.")
     wait_until(lambda: skipped in (cluster.logs / "w0.log").read_text(), 30,
                "the worker to log the skipped start")
-    assert store.last_process_run(BUSY)["id"] == busy  # type: ignore[index]
+    assert storage.batches.last_process_run(BUSY)["id"] == busy  # type: ignore[index]
 
     stopped = cluster.client.post(f"/batch-types/{BUSY}/stop")
     assert stopped.get_json() == {"wasStopped": True}

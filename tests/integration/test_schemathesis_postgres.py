@@ -30,7 +30,7 @@ def app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
                          max_active_batches_per_user=0, max_items=100, max_body_mb=1)
     runtime = build_runtime(settings_, FakeDispatcher())
     yield fuzzed_app(runtime)
-    runtime.store.engine.dispose()
+    runtime.storage.engine.dispose()
 
 
 @schema.parametrize()

@@ -27,7 +27,7 @@ def item_truth(cluster: Cluster, batch_id: str) -> tuple[int, int, int]:
     """(stored items, distinct keys, distinct seqs) of a batch."""
     query = sa.select(sa.func.count(), sa.func.count(sa.distinct(items.c.key)),
                       sa.func.count(sa.distinct(items.c.seq))).where(items.c.batch_id == batch_id)
-    with cluster.runtime.store.engine.connect() as conn:
+    with cluster.runtime.storage.engine.connect() as conn:
         total, keys, seqs = conn.execute(query).one()
     return int(total), int(keys), int(seqs)
 
@@ -76,7 +76,7 @@ def test_a_seed_killed_while_reading_its_source_resumes_without_a_duplicate_item
 def test_of_concurrent_starts_exactly_one_creates_a_run(production_cluster: Cluster) -> None:
     cluster = production_cluster
     app = create_app(runtime=cluster.runtime)
-    token = create_user(cluster.runtime.store.engine, NewUser("racer", is_system=True))
+    token = create_user(cluster.runtime.storage.users, NewUser("racer", is_system=True))
     barrier = threading.Barrier(8)
     answers: list[tuple[int, Any]] = []
 
@@ -97,6 +97,6 @@ def test_of_concurrent_starts_exactly_one_creates_a_run(production_cluster: Clus
     refused = [body["details"]["processId"] for status, body in answers if status == 409]
     assert len(created) == 1, answers
     assert refused == created * 7
-    with cluster.runtime.store.engine.connect() as conn:
+    with cluster.runtime.storage.engine.connect() as conn:
         runs = conn.execute(sa.select(sa.func.count()).where(batches.c.type == SOURCE)).scalar()
     assert runs == 1

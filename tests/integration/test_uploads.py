@@ -24,12 +24,12 @@ def pg_runtime(postgres_url: str, tmp_path: Path) -> Iterator[Runtime]:
     runtime = build_runtime(Settings(data_dir=tmp_path, database_url=postgres_url, max_items=20),
                             FakeDispatcher())
     yield runtime
-    runtime.store.engine.dispose()
+    runtime.storage.engine.dispose()
 
 
 def stored_rows(rt: Runtime) -> tuple[int, int]:
     """(batches, items) in the database."""
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return tuple(int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
                      for table in (batches, items))  # type: ignore[return-value]
 
@@ -54,7 +54,7 @@ def test_a_batch_without_repeated_keys_is_stored_whole_by_one_copy(
     raw: list[Any] = [{"key": 'quote " comma , newline \n back \\ slash', "payload": {"a": "\"'"}},
                       {"big": 2**70, "text": "caf\u00e9 \u2603", 1: None}, *range(2, 10)]
     create(pg_runtime, "echo", raw)
-    with pg_runtime.store.engine.connect() as conn:
+    with pg_runtime.storage.engine.connect() as conn:
         rows = conn.execute(sa.select(items.c.key, items.c.payload).order_by(items.c.seq)).all()
     assert [tuple(row) for row in rows] == [
         ('quote " comma , newline \n back \\ slash', {"a": "\"'"}),

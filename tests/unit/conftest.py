@@ -12,13 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from batchq.batch_types.registry import BatchType, ItemContext, load_types, registry
-from batchq.errors import ItemFailed
+from batchq.batch_types.context import ItemContext, ItemFailed
+from batchq.batch_types.loading import load_types
+from batchq.batch_types.registry import BatchType, Registry
 from batchq.runtime import Runtime
 from batchq.settings import Settings
+from batchq.storage import Storage
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
-from batchq.storage.store import Store
 
 from .support import Calls, FakeDispatcher, MakeRuntime, NewType, authenticated_client
 
@@ -31,7 +32,13 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_runtime(database_url: str, tmp_path: Path) -> Iterator[MakeRuntime]:
+def registry() -> Registry:
+    """The test's batch types: the built-ins, and those ``new_type`` adds."""
+    return load_types(())
+
+
+@pytest.fixture
+def make_runtime(database_url: str, tmp_path: Path, registry: Registry) -> Iterator[MakeRuntime]:
     """Runtimes on the test's database; each one a process with its own engine and dispatcher.
 
     One page per execute message unless ``execute_slice_seconds`` says otherwise,
@@ -44,7 +51,7 @@ def make_runtime(database_url: str, tmp_path: Path) -> Iterator[MakeRuntime]:
         settings = Settings(data_dir=tmp_path / "data", database_url=database_url, **options)
         engine = create_engine(database_url)
         engines.append(engine)
-        return Runtime(settings, Store(engine), load_types(()), dispatcher or FakeDispatcher())
+        return Runtime(settings, Storage(engine), registry, dispatcher or FakeDispatcher())
 
     yield make
     for engine in engines:
@@ -69,7 +76,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def new_type() -> NewType:
+def new_type(registry: Registry) -> NewType:
     """Register a batch type under a fresh code; its handler records every run.
 
     Then it calls ``handler``, or, like ``echo``, fails a payload ``{"fail": "msg"}``

@@ -24,12 +24,12 @@ from flask import Flask
 from schemathesis.checks import allow_header_conformance, positive_data_acceptance
 
 from api import create_app
-from batchq.batch_types.registry import load_types
+from batchq.batch_types.loading import load_types
 from batchq.runtime import Runtime
 from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
+from batchq.storage import Storage
 from batchq.storage.engine import create_engine
-from batchq.storage.store import Store
 
 from .support import FakeDispatcher, ok_items
 
@@ -37,7 +37,7 @@ from .support import FakeDispatcher, ok_items
 def _document_app() -> Flask:
     """An app that only serves its OpenAPI document: no database is ever opened."""
     engine = create_engine("sqlite://")
-    return create_app(runtime=Runtime(Settings(database_url="sqlite://"), Store(engine),
+    return create_app(runtime=Runtime(Settings(database_url="sqlite://"), Storage(engine),
                                       load_types(()), FakeDispatcher()))
 
 
@@ -58,7 +58,7 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", _document_app())
 def fuzzed_app(rt: Runtime) -> Flask:
     """The API on ``rt``, with a system user's token and a few batches to find."""
     app = create_app(runtime=rt)
-    token = create_user(rt.store.engine, NewUser("fuzzer", is_system=True))
+    token = create_user(rt.storage.users, NewUser("fuzzer", is_system=True))
     app.config["FUZZ_TOKEN"] = token
     client = app.test_client()
     app.config["BATCH_IDS"] = [

@@ -17,12 +17,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from batchq.domain.statuses import FINAL_STATUSES
-from batchq.engine.execution import run_job, run_page, seed_batch
+from batchq.engine.execution import run_job, run_page
 from batchq.engine.monitoring import monitor_batch
+from batchq.engine.seeding import seed_batch
 from batchq.runtime import Runtime
 from batchq.service.creation import NewBatch, create_batch
 from batchq.service.users import NewUser, create_user
-from batchq.storage.store import PageClaim, Row, utcnow
+from batchq.storage.common import Row, utcnow
+from batchq.storage.pages import PageClaim
 
 
 class FakeDispatcher:
@@ -98,7 +100,7 @@ def die_while_running(rt: Runtime, batch_id: str, page_no: int,
     Its lease is already over, as it would be some seconds after a kill -9.
     """
     now = utcnow()
-    claim = rt.store.claim_queued_page(batch_id, page_no, worker, now, now - timedelta(seconds=1))
+    claim = rt.storage.pages.claim_queued(batch_id, page_no, worker, now, now - timedelta(seconds=1))
     assert claim is not None, f"page {page_no} of batch {batch_id} was not queued"
     return claim
 
@@ -107,7 +109,7 @@ def start_slow_page(rt: Runtime, batch_id: str, page_no: int,
                     worker: str = "slow-worker") -> PageClaim:
     """A worker claims a queued page under a long lease and is still busy with it."""
     now = utcnow()
-    claim = rt.store.claim_queued_page(batch_id, page_no, worker, now, now + timedelta(hours=1))
+    claim = rt.storage.pages.claim_queued(batch_id, page_no, worker, now, now + timedelta(hours=1))
     assert claim is not None, f"page {page_no} of batch {batch_id} was not queued"
     return claim
 
@@ -115,7 +117,7 @@ def start_slow_page(rt: Runtime, batch_id: str, page_no: int,
 def finish_slow_page(rt: Runtime, claim: PageClaim, worker: str = "slow-worker") -> bool:
     """The busy worker runs the page's items and commits them, as ``run_job`` does."""
     outcome = run_page(rt, claim, worker)
-    result = rt.store.finish_page(outcome, utcnow())
+    result = rt.storage.pages.finish_one(outcome, utcnow())
     if result.needs_monitor:
         rt.send("monitor", claim.batch_id)
     return result.counted
@@ -151,13 +153,13 @@ def run_to_end(rt: Runtime, batch_id: str, beats: int = 5, **how: Any) -> Row:
     """
     work_off_messages(rt, **how)
     for _ in range(beats):
-        batch = rt.store.get_batch(batch_id)
+        batch = rt.storage.batches.get(batch_id)
         assert batch is not None
         if batch["status"] in FINAL_STATUSES:
             return batch
         monitor_batch(rt, batch_id)
         work_off_messages(rt, **how)
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     return batch
 
@@ -197,7 +199,7 @@ def failing_items(count: int, prefix: str = "bad") -> list[dict[str, Any]]:
 def authenticated_client(app: Flask, name: str = "test", **user: Any) -> FlaskClient:
     """A test client that sends the token of a new user (a system user unless ``user`` says)."""
     user.setdefault("is_system", True)
-    token = create_user(app.extensions["batchq"].store.engine, NewUser(name, **user))
+    token = create_user(app.extensions["batchq"].storage.users, NewUser(name, **user))
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     return client

@@ -14,13 +14,13 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from batchq.domain.permissions import Function
-from batchq.engine.monitoring import delete_expired
+from batchq.engine.cleanup import delete_expired
 from batchq.errors import ConfigurationError
 from batchq.runtime import Runtime
 from batchq.service import idempotency
 from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
-from batchq.storage.store import utcnow
+from batchq.storage.common import utcnow
 from batchq.storage.tables import batches, idempotency_keys
 
 from .concurrent_posts import post_at_once
@@ -48,7 +48,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 def batch_count(rt: Runtime) -> int:
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(batches)).scalar_one())
 
 
@@ -95,7 +95,7 @@ def test_fifty_concurrent_creates_against_a_limit_of_one_create_exactly_one(
 ) -> None:
     rt = make_runtime(max_active_batches_per_user=1)
     app = create_app(runtime=rt)
-    token = create_user(rt.store.engine, NewUser("racer"))
+    token = create_user(rt.storage.users, NewUser("racer"))
     responses = post_at_once(app, token, "/batches", [ECHO] * 50)
     assert Counter(r.status_code for r in responses) == {201: 1, 429: 49}
     assert batch_count(rt) == 1
@@ -173,9 +173,9 @@ def test_a_key_of_255_characters_is_accepted(client: FlaskClient) -> None:
 def test_a_key_in_progress_answers_409_and_an_expired_key_is_new(
     client: FlaskClient, rt: Runtime
 ) -> None:
-    engine = rt.store.engine
+    engine = rt.storage.engine
     day = timedelta(hours=rt.settings.idempotency_key_retention_hours)
-    assert idempotency.reserve(engine, "shop-sync", "busy", utcnow(), day) is None
+    assert idempotency.reserve(rt, "shop-sync", "busy") is None
     response = post_with_key(client, "busy")
     assert_error(response, 409)
     assert "in progress" in response.get_json()["error"]
@@ -199,11 +199,11 @@ def test_a_view_that_raises_releases_its_key(
 def test_cleanup_deletes_keys_past_their_retention(client: FlaskClient, rt: Runtime) -> None:
     post_with_key(client, "old")
     post_with_key(client, "new")
-    with rt.store.engine.begin() as conn:
+    with rt.storage.engine.begin() as conn:
         conn.execute(sa.update(idempotency_keys).where(idempotency_keys.c.key == "old")
                      .values(created_at=utcnow() - timedelta(days=2)))
     delete_expired(rt)
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         assert list(conn.execute(sa.select(idempotency_keys.c.key)).scalars()) == ["new"]
 
 
@@ -211,7 +211,7 @@ def test_the_stored_row_records_the_batch_and_the_response(
     client: FlaskClient, rt: Runtime
 ) -> None:
     body = post_with_key(client, "stored").get_json()
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         row = conn.execute(sa.select(idempotency_keys)).mappings().one()
     assert (row["user_name"], row["status_code"], row["batch_id"]) == ("shop-sync", 201,
                                                                        body["id"])

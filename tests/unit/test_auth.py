@@ -10,16 +10,17 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from batchq.cli.server import main
+from batchq.cli import main
 from batchq.domain.permissions import Function
 from batchq.service.users import NewUser, create_user, hash_token, user_by_token
 from batchq.storage.engine import create_engine
 from batchq.storage.tables import users
+from batchq.storage.users import UserRepository
 
 
 @pytest.fixture
 def token(app: Flask) -> str:
-    return create_user(app.extensions["batchq"].store.engine, NewUser("ops", "acme"))
+    return create_user(app.extensions["batchq"].storage.users, NewUser("ops", "acme"))
 
 
 def basic(name: str, secret: str) -> str:
@@ -52,7 +53,7 @@ def test_no_or_a_wrong_credential_is_a_401_with_both_challenges(
 
 
 def test_basic_with_another_users_name_is_a_401(app: Flask, token: str) -> None:
-    create_user(app.extensions["batchq"].store.engine, NewUser("other"))
+    create_user(app.extensions["batchq"].storage.users, NewUser("other"))
     assert_401(app.test_client(), {"Authorization": basic("other", token)})
     assert_401(app.test_client(), {"Authorization": basic("nobody", token)})
 
@@ -76,7 +77,7 @@ def test_health_and_the_documentation_stay_open(app: Flask) -> None:
 
 
 def test_only_the_tokens_hash_is_stored(app: Flask, token: str) -> None:
-    engine = app.extensions["batchq"].store.engine
+    engine = app.extensions["batchq"].storage.engine
     with engine.connect() as conn:
         stored = conn.execute(sa.select(users.c.token_hash)).scalar_one()
     assert stored == hash_token(token) and token not in stored
@@ -91,7 +92,7 @@ def test_user_add_prints_a_token_that_authenticates(database_url: str) -> None:
     token = result.output.strip().splitlines()[-1]
     engine = create_engine(database_url)
     try:
-        caller = user_by_token(engine, token)
+        caller = user_by_token(UserRepository(engine), token)
     finally:
         engine.dispose()
     assert caller is not None
@@ -105,7 +106,7 @@ def test_user_add_system_makes_a_system_user(database_url: str) -> None:
     assert result.exit_code == 0, result.output
     engine = create_engine(database_url)
     try:
-        caller = user_by_token(engine, result.output.strip().splitlines()[-1])
+        caller = user_by_token(UserRepository(engine), result.output.strip().splitlines()[-1])
     finally:
         engine.dispose()
     assert caller is not None and caller.is_system

@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api.presenters import NEVER_RUN
 from batchq.domain.permissions import Caller, Function, can_read_registry
 from batchq.runtime import Runtime
-from batchq.service.type_registry import NEVER_RUN
 
 from .support import (
     NewType,

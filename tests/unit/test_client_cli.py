@@ -12,8 +12,8 @@ from click.testing import CliRunner, Result
 from flask import Flask, request
 
 from api import create_app
+from batchq.cli import main
 from batchq.cli.client_commands import exit_code_of, parse_param, upload_query
-from batchq.cli.server import main
 from batchq.runtime import Runtime
 from batchq.service.users import NewUser, create_user
 from tests.http_server import closed_port_url
@@ -35,7 +35,7 @@ def url(rt: Runtime) -> Iterator[str]:
 
 @pytest.fixture
 def token(rt: Runtime) -> str:
-    return create_user(rt.store.engine, NewUser("cli", is_system=True))
+    return create_user(rt.storage.users, NewUser("cli", is_system=True))
 
 
 def run(url: str, token: str, *args: str, input: bytes | str | None = None) -> Result:
@@ -136,7 +136,7 @@ def test_submit_posts_a_json_file_with_its_options_and_prints_the_id(
                  "--param", "n=3", "--param", "name=abc", "--param", 'o={"a": [1]}')
 
     assert result.exit_code == 0, result.output
-    batch = rt.store.get_batch(result.output.strip())
+    batch = rt.storage.batches.get(result.output.strip())
     assert batch is not None
     assert (batch["tenant_id"], batch["page_size"], batch["description"], batch["total_items"]
             ) == ("acme", 1, "nightly", 2)
@@ -147,7 +147,7 @@ def test_submit_reads_a_json_list_from_stdin(url: str, token: str, rt: Runtime) 
     result = run(url, token, "submit", "echo", "-", input=json.dumps([{"x": 1}, {"x": 2}]))
 
     assert result.exit_code == 0, result.output
-    assert rt.store.get_batch(result.output.strip())["total_items"] == 2  # type: ignore[index]
+    assert rt.storage.batches.get(result.output.strip())["total_items"] == 2  # type: ignore[index]
 
 
 def test_params_are_json_when_they_parse_and_text_otherwise() -> None:
@@ -314,9 +314,9 @@ def test_suspend_resume_and_cancel_change_the_batch(url: str, token: str, rt: Ru
 
     suspended = run(url, token, "suspend", batch_id)
     assert suspended.exit_code == 0, suspended.output
-    assert rt.store.get_batch(batch_id)["suspended"]  # type: ignore[index]
+    assert rt.storage.batches.get(batch_id)["suspended"]  # type: ignore[index]
     assert run(url, token, "resume", batch_id).exit_code == 0
-    assert not rt.store.get_batch(batch_id)["suspended"]  # type: ignore[index]
+    assert not rt.storage.batches.get(batch_id)["suspended"]  # type: ignore[index]
     cancelled = run(url, token, "cancel", batch_id)
     assert cancelled.exit_code == 0, cancelled.output
     assert f"Batch {batch_id} is Cancelling" in cancelled.output

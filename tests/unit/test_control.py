@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from api.errors import status_code_of
+from api.presenters import batch_view
 from batchq.domain.statuses import BatchStatus, PageStatus
-from batchq.engine.execution import queue_more_pages, run_job
+from batchq.engine.execution import run_job
 from batchq.engine.monitoring import finalize_if_done, monitor_batch
+from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.runtime import Runtime
 from batchq.service import control
@@ -27,7 +30,7 @@ from .support import (
 
 
 def page_statuses(rt: Runtime, batch_id: str) -> list[str]:
-    return [page["status"] for page in rt.store.pages_of(batch_id)]
+    return [page["status"] for page in rt.storage.pages.of_batch(batch_id)]
 
 
 def status_of(rt: Runtime, batch_id: str) -> str:
@@ -52,7 +55,7 @@ def test_cancel_drains_the_batch_counting_only_the_pages_that_ran(
     assert batch["status"] == BatchStatus.CANCELLED
     assert (batch["processed_items"], batch["failed_items"], batch["jobs_completed"]) == (2, 0, 1)
     assert calls.keys == ["k0", "k1"]
-    assert control.describe_batch(rt, batch_id)["unprocessed_items"] == 8
+    assert batch_view(control.batch_details(rt, batch_id))["unprocessed_items"] == 8
 
 
 def test_cancelled_batch_starts_no_new_page(rt: Runtime, new_type: NewType) -> None:
@@ -64,7 +67,7 @@ def test_cancelled_batch_starts_no_new_page(rt: Runtime, new_type: NewType) -> N
     assert queue_more_pages(rt, batch_id) == []
     assert run_to_end(rt, batch_id)["status"] == BatchStatus.CANCELLED
     assert calls.runs == []
-    assert len(rt.store.pages_of(batch_id)) == 2  # the next seed step created nothing
+    assert len(rt.storage.pages.of_batch(batch_id)) == 2  # the next seed step created nothing
 
 
 def test_a_waiting_batch_cancels_at_once_when_monitored(rt: Runtime) -> None:
@@ -90,7 +93,7 @@ def test_cancel_of_a_finished_batch_is_a_conflict(rt: Runtime, items: list[objec
     finished = run_to_end(rt, batch_id)
     with pytest.raises(Conflict) as refused:
         control.cancel_batch(rt, batch_id)
-    assert refused.value.status_code == 409
+    assert status_code_of(refused.value) == 409
     assert status_of(rt, batch_id) == finished["status"]
 
 
@@ -124,7 +127,7 @@ def test_an_unknown_batch_is_not_found(rt: Runtime) -> None:
     for act in (lambda: control.cancel_batch(rt, "nope"),
                 lambda: control.set_suspended(rt, "nope", True),
                 lambda: control.set_description(rt, "nope", "x"),
-                lambda: control.describe_batch(rt, "nope")):
+                lambda: batch_view(control.batch_details(rt, "nope"))):
         with pytest.raises(BatchNotFound):
             act()
 
@@ -144,7 +147,7 @@ def test_a_suspended_batch_starts_no_page_until_resumed(rt: Runtime, new_type: N
     assert len(dispatcher_of(rt).executes) == sent
     assert calls.runs == []
     assert status_of(rt, batch_id) == BatchStatus.WAITING
-    assert control.describe_batch(rt, batch_id)["progress_description"].startswith("Suspended")
+    assert batch_view(control.batch_details(rt, batch_id))["progress_description"].startswith("Suspended")
 
     assert control.set_suspended(rt, batch_id, False)["suspended"] is False
     batch = run_to_end(rt, batch_id)
@@ -204,7 +207,7 @@ def test_describing_a_batch_shows_progress_and_errors_by_key(rt: Runtime) -> Non
     deliver_seed(rt)
     slow = start_slow_page(rt, batch_id, 2)
     work_off_messages(rt)
-    shown = control.describe_batch(rt, batch_id)
+    shown = batch_view(control.batch_details(rt, batch_id))
     assert shown["status"] == BatchStatus.PROCESSING
     assert shown["progress"] == "2 out of 3"
     assert shown["progress_percent"] == 80.0
@@ -214,7 +217,7 @@ def test_describing_a_batch_shows_progress_and_errors_by_key(rt: Runtime) -> Non
     assert shown["work_queue_status"] == {"queued": 0, "running": 1, "workers": ["slow-worker"]}
     assert shown["progress_description"] == "Processing: 4 of 5 items processed, 1 failed"
     finish_slow_page(rt, slow)
-    assert control.describe_batch(rt, batch_id)["item_errors"] == {
+    assert batch_view(control.batch_details(rt, batch_id))["item_errors"] == {
         "bad0": "boom 0", "bad1": "boom 1"}
 
 

@@ -9,11 +9,13 @@ import pytest
 import sqlalchemy as sa
 from marshmallow import Schema, fields, validate
 
+from api.errors import status_code_of
+from batchq.domain import items as item_rules
+from batchq.domain.items import MAX_STAGE, MIN_STAGE
 from batchq.domain.statuses import BatchStatus
 from batchq.errors import InvalidBatch, TooManyItems, UnknownBatchType
 from batchq.runtime import Runtime
 from batchq.service import creation
-from batchq.service.creation import MAX_STAGE, MIN_STAGE
 from batchq.storage.tables import batches, items, pages
 
 from .support import MakeRuntime, NewType, create, dispatcher_of, ok_items
@@ -21,12 +23,12 @@ from .support import MakeRuntime, NewType, create, dispatcher_of, ok_items
 
 def stored_items(rt: Runtime) -> list[dict[str, Any]]:
     query = sa.select(items).order_by(items.c.seq)
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def row_count(rt: Runtime, table: sa.Table) -> int:
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
@@ -74,7 +76,7 @@ def test_an_object_with_other_fields_than_key_payload_and_stage_is_a_bare_payloa
 
 def test_a_new_batch_waits_with_its_totals_and_its_seed_is_sent(rt: Runtime) -> None:
     batch_id = create(rt, "echo", ok_items(5), page_size=2, description="five")
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["status"] == BatchStatus.WAITING
     assert (batch["total_items"], batch["total_jobs"], batch["jobs_created"]) == (5, 3, 0)
@@ -98,7 +100,7 @@ def test_a_repeated_key_refuses_the_batch_and_names_the_repeating_indexes(rt: Ru
 def test_repeated_keys_across_chunks_are_found_by_the_database(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(creation, "CHUNK_SIZE", 2)  # the first occurrences are inserted first
+    monkeypatch.setattr(item_rules, "CHUNK_SIZE", 2)  # the first occurrences are inserted first
     raw = [{"key": f"k{n % 4}", "payload": n} for n in range(7)]
     with pytest.raises(InvalidBatch) as refused:
         create(rt, "echo", raw)
@@ -128,7 +130,7 @@ def test_repeated_keys_and_other_refusals_are_named_together_in_input_order(
 def test_a_batch_may_have_at_most_max_stages_different_stages(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(creation, "MAX_STAGES", 3)
+    monkeypatch.setattr(item_rules, "MAX_STAGES", 3)
     raw = [{"key": str(n), "payload": n, "stage": n % 5} for n in range(6)]
     with pytest.raises(InvalidBatch) as refused:
         create(rt, "echo", raw)
@@ -163,7 +165,7 @@ def test_more_items_than_max_items_is_refused_with_413(make_runtime: MakeRuntime
     rt = make_runtime(max_items=3)
     with pytest.raises(TooManyItems) as refused:
         create(rt, "echo", ok_items(4))
-    assert refused.value.status_code == 413
+    assert status_code_of(refused.value) == 413
     assert refused.value.details == {"maxItems": 3}
     assert_nothing_stored(rt)
 
@@ -175,15 +177,16 @@ def test_exactly_max_items_is_accepted(make_runtime: MakeRuntime) -> None:
 
 
 def test_an_unknown_batch_type_is_refused(rt: Runtime) -> None:
-    with pytest.raises(UnknownBatchType) as refused:
+    with pytest.raises(InvalidBatch) as refused:
         create(rt, "no-such-type", ok_items(1))
-    assert refused.value.status_code == 400
+    assert isinstance(refused.value.__cause__, UnknownBatchType)
+    assert status_code_of(refused.value) == 400
     assert "echo" in refused.value.message  # names what is registered
     assert_nothing_stored(rt)
 
 
 def test_type_codes_are_case_sensitive(rt: Runtime) -> None:
-    with pytest.raises(UnknownBatchType):
+    with pytest.raises(InvalidBatch, match="codes are case-sensitive: did you mean 'echo'"):
         create(rt, "Echo", ok_items(1))
 
 
@@ -215,7 +218,7 @@ def test_params_refused_by_the_type_params_schema_store_nothing(
     code, _calls = new_type(params_schema=Limits())
     with pytest.raises(InvalidBatch) as refused:
         create(rt, code, ok_items(2), params={"limit": 0, "mode": "odd", "extra": 1})
-    assert refused.value.status_code == 400
+    assert status_code_of(refused.value) == 400
     assert refused.value.details["field"] == "params"
     assert sorted(refused.value.details["paramsErrors"]) == ["extra", "limit", "mode"]
     assert "limit: Must be greater than or equal to 1" in refused.value.message
@@ -227,20 +230,20 @@ def test_params_the_type_params_schema_accepts_are_stored_as_given(
 ) -> None:
     code, _calls = new_type(params_schema=Limits())
     batch_id = create(rt, code, ok_items(1), params={"limit": 5})
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None and batch["params"] == {"limit": 5}
 
 
 def test_a_type_without_params_schema_takes_any_json_params(rt: Runtime) -> None:
     batch_id = create(rt, "echo", ok_items(1), params={"anything": [1, {"goes": True}]})
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None and batch["params"] == {"anything": [1, {"goes": True}]}
 
 
 def test_a_refused_item_after_the_first_chunk_stores_nothing(
     rt: Runtime, new_type: NewType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(creation, "CHUNK_SIZE", 2)  # the first chunks reach the database
+    monkeypatch.setattr(item_rules, "CHUNK_SIZE", 2)  # the first chunks reach the database
     code, _calls = new_type(item_schema=PositiveN())
     with pytest.raises(InvalidBatch):
         create(rt, code, [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}, {"n": -5}])
@@ -250,7 +253,7 @@ def test_a_refused_item_after_the_first_chunk_stores_nothing(
 def test_more_items_than_max_items_after_the_first_chunk_stores_nothing(
     make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(creation, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(item_rules, "CHUNK_SIZE", 2)
     rt = make_runtime(max_items=5)
     with pytest.raises(TooManyItems):
         create(rt, "echo", iter(ok_items(6)))
@@ -276,7 +279,7 @@ def test_stages_count_their_items_and_pages_separately(rt: Runtime) -> None:
            + [{"key": f"b{n}", "payload": n, "stage": 0} for n in range(3)]
            + [{"key": f"w{n}", "payload": n, "stage": 1} for n in range(4)])
     batch_id = create(rt, "echo", raw, page_size=2)
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["stage_sizes"] == [[0, 3], [1, 4], [2, 5]]
     assert batch["total_items"] == 12
@@ -290,7 +293,7 @@ def test_a_type_may_give_each_item_its_stage(rt: Runtime, new_type: NewType) -> 
     order = {"Block": 0, "Chain": 1, "Wholesaler": 2, "Customer": 3}
     code, _calls = new_type(stage_of=lambda payload: order[payload["kind"]])
     batch_id = create(rt, code, [{"kind": "Customer"}, {"kind": "Block"}, {"kind": "Chain"}])
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["stage_sizes"] == [[0, 1], [1, 1], [3, 1]]
 
@@ -308,9 +311,9 @@ def test_options_come_from_the_request_then_the_type_then_the_settings(
 ) -> None:
     rt = make_runtime(page_size=50, jobs_per_seed=9, failure_threshold=0.3, retention_days=4)
     code, _calls = new_type(page_size=7, failure_threshold=None)
-    from_type = rt.store.get_batch(create(rt, code, ok_items(1)))
-    from_settings = rt.store.get_batch(create(rt, "echo", ok_items(1)))
-    from_request = rt.store.get_batch(create(rt, code, ok_items(1), page_size=3, jobs_per_seed=2,
+    from_type = rt.storage.batches.get(create(rt, code, ok_items(1)))
+    from_settings = rt.storage.batches.get(create(rt, "echo", ok_items(1)))
+    from_request = rt.storage.batches.get(create(rt, code, ok_items(1), page_size=3, jobs_per_seed=2,
                                              failure_threshold=0.9, retention_days=1))
     assert from_type is not None and from_settings is not None and from_request is not None
     assert (from_type["page_size"], from_type["jobs_per_seed"],
@@ -321,7 +324,7 @@ def test_options_come_from_the_request_then_the_type_then_the_settings(
 
 
 def test_a_null_failure_threshold_in_the_request_disables_it(rt: Runtime) -> None:
-    batch = rt.store.get_batch(create(rt, "echo", ok_items(1), failure_threshold=None))
+    batch = rt.storage.batches.get(create(rt, "echo", ok_items(1), failure_threshold=None))
     assert batch is not None
     assert batch["failure_threshold"] is None
 

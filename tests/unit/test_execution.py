@@ -8,18 +8,17 @@ from typing import Any
 
 import pytest
 
+from batchq.batch_types.context import ItemFailed
 from batchq.domain.statuses import WORKER_LOST, BatchStatus, PageStatus
 from batchq.engine.execution import (
     MAX_ERROR_MESSAGE,
-    queue_more_pages,
     run_job,
     run_page,
-    seed_batch,
 )
 from batchq.engine.monitoring import monitor_batch
-from batchq.errors import ItemFailed
+from batchq.engine.seeding import queue_more_pages, seed_batch
 from batchq.runtime import Runtime
-from batchq.storage.store import utcnow
+from batchq.storage.common import utcnow
 
 from .support import (
     BrokenDispatcher,
@@ -39,11 +38,11 @@ from .support import (
 
 
 def errors_of(rt: Runtime, batch_id: str) -> dict[str, str]:
-    return {row["key"]: row["message"] for row in rt.store.item_errors(batch_id, 10_000)}
+    return {row["key"]: row["message"] for row in rt.storage.items.first_errors(batch_id, 10_000)}
 
 
 def page_statuses(rt: Runtime, batch_id: str) -> list[str]:
-    return [page["status"] for page in rt.store.pages_of(batch_id)]
+    return [page["status"] for page in rt.storage.pages.of_batch(batch_id)]
 
 
 def counts(batch: Any) -> tuple[int, int, int]:
@@ -161,7 +160,7 @@ def test_a_duplicate_execute_message_changes_no_count(rt: Runtime, new_type: New
     assert len(calls.runs) == 8
     assert run_job(rt, batch_id, 0, "late-worker") == 0
     assert run_job(rt, batch_id, 2, "late-worker") == 0
-    after = rt.store.get_batch(batch_id)
+    after = rt.storage.batches.get(batch_id)
     assert counts(after) == (8, 2, 3)
     assert len(calls.runs) == 8
     assert len(errors_of(rt, batch_id)) == 2
@@ -185,9 +184,9 @@ def test_an_outcome_committed_twice_is_counted_once(rt: Runtime) -> None:
     deliver_seed(rt)
     claim = start_slow_page(rt, batch_id, 0)
     outcome = run_page(rt, claim, "slow-worker")
-    assert rt.store.finish_page(outcome, utcnow()).counted
-    assert not rt.store.finish_page(outcome, utcnow()).counted
-    assert counts(rt.store.get_batch(batch_id)) == (3, 1, 1)
+    assert rt.storage.pages.finish_one(outcome, utcnow()).counted
+    assert not rt.storage.pages.finish_one(outcome, utcnow()).counted
+    assert counts(rt.storage.batches.get(batch_id)) == (3, 1, 1)
 
 
 def test_a_worker_runs_following_pages_in_its_time_slice_and_counts_each_once(
@@ -217,7 +216,7 @@ def test_a_page_whose_worker_died_is_run_again_by_another_worker(
     assert batch["status"] == BatchStatus.COMPLETED
     assert counts(batch) == (6, 0, 3)
     assert sorted(calls.keys) == [f"k{n}" for n in range(6)]
-    assert rt.store.pages_of(batch_id)[1]["attempts"] == 2
+    assert rt.storage.pages.of_batch(batch_id)[1]["attempts"] == 2
 
 
 def test_a_page_whose_lease_has_not_expired_is_left_to_its_worker(rt: Runtime) -> None:
@@ -238,14 +237,14 @@ def test_a_long_page_renews_its_lease_so_the_monitor_leaves_it_alone(
 
     def slow(payload: Any, ctx: Any) -> None:
         time.sleep(0.12)
-        expired_seen.append(len(rt.store.expired_pages(ctx.batch_id, utcnow())))
+        expired_seen.append(len(rt.storage.pages.expired(ctx.batch_id, utcnow())))
 
     code, _calls = new_type(handler=slow)
     batch_id = create(rt, code, ok_items(5), page_size=5)
     batch = run_to_end(rt, batch_id)  # 0.6 s on one page, twice its lease
     assert expired_seen == [0] * 5
     assert counts(batch) == (5, 0, 1)
-    assert rt.store.pages_of(batch_id)[0]["attempts"] == 1
+    assert rt.storage.pages.of_batch(batch_id)[0]["attempts"] == 1
 
 
 def test_a_page_whose_workers_keep_dying_is_given_up_and_the_batch_finishes(
@@ -259,21 +258,21 @@ def test_a_page_whose_workers_keep_dying_is_given_up_and_the_batch_finishes(
     assert counts(batch) == (6, 2, 3)
     assert errors_of(rt, batch_id) == {"k2": WORKER_LOST, "k3": WORKER_LOST}
     assert sorted(calls.keys) == ["k0", "k1", "k4", "k5"]
-    assert rt.store.pages_of(batch_id)[1]["attempts"] == 3
+    assert rt.storage.pages.of_batch(batch_id)[1]["attempts"] == 3
 
 
 def test_a_dead_workers_late_result_is_not_counted_again(rt: Runtime) -> None:
     batch_id = create(rt, "echo", ok_items(2) + failing_items(2), page_size=4)
     deliver_seed(rt)
     now = utcnow()
-    stale = rt.store.claim_queued_page(batch_id, 0, "stale-worker", now,
+    stale = rt.storage.pages.claim_queued(batch_id, 0, "stale-worker", now,
                                        now - timedelta(seconds=1))
     assert stale is not None
     late_outcome = run_page(rt, stale, "stale-worker")  # it ran, but hung before committing
     batch = run_to_end(rt, batch_id)  # the monitor re-queued the page; another worker ran it
     assert counts(batch) == (4, 2, 1)
-    assert not rt.store.finish_page(late_outcome, utcnow()).counted
-    assert counts(rt.store.get_batch(batch_id)) == (4, 2, 1)
+    assert not rt.storage.pages.finish_one(late_outcome, utcnow()).counted
+    assert counts(rt.storage.batches.get(batch_id)) == (4, 2, 1)
     assert len(errors_of(rt, batch_id)) == 2
 
 
@@ -284,13 +283,13 @@ def test_each_seed_creates_jobs_per_seed_pages_and_says_whether_more_remain(
     created = []
     for expected_more in (True, True, True, False):
         assert seed_batch(rt, batch_id) is expected_more
-        batch = rt.store.get_batch(batch_id)
+        batch = rt.storage.batches.get(batch_id)
         assert batch is not None
         created.append(batch["jobs_created"])
     assert created == [3, 6, 9, 10]
-    assert [page["page_no"] for page in rt.store.pages_of(batch_id)] == list(range(10))
+    assert [page["page_no"] for page in rt.storage.pages.of_batch(batch_id)] == list(range(10))
     assert seed_batch(rt, batch_id) is False
-    assert len(rt.store.pages_of(batch_id)) == 10
+    assert len(rt.storage.pages.of_batch(batch_id)) == 10
 
 
 def test_a_seed_message_that_comes_again_creates_no_page_twice(rt: Runtime) -> None:
@@ -299,7 +298,7 @@ def test_a_seed_message_that_comes_again_creates_no_page_twice(rt: Runtime) -> N
     batch = run_to_end(rt, batch_id)
     assert batch["status"] == BatchStatus.COMPLETED
     assert counts(batch) == (5, 0, 5)
-    assert [page["page_no"] for page in rt.store.pages_of(batch_id)] == list(range(5))
+    assert [page["page_no"] for page in rt.storage.pages.of_batch(batch_id)] == list(range(5))
 
 
 def test_a_batch_keeps_at_most_max_queued_jobs_in_the_queue(make_runtime: MakeRuntime) -> None:
@@ -308,8 +307,8 @@ def test_a_batch_keeps_at_most_max_queued_jobs_in_the_queue(make_runtime: MakeRu
     outbox = dispatcher_of(rt).outbox
     while outbox:
         deliver(rt, *outbox.popleft())
-        assert rt.store.work_queue_status(batch_id).queued <= 2
-    batch = rt.store.get_batch(batch_id)
+        assert rt.storage.pages.work_queue_status(batch_id).queued <= 2
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["status"] == BatchStatus.COMPLETED
     assert counts(batch) == (12, 0, 12)
@@ -429,7 +428,7 @@ def test_a_batch_created_while_the_broker_is_down_still_runs(
 
 def test_queueing_sends_one_execute_message_per_queued_page(rt: Runtime) -> None:
     batch_id = create(rt, "echo", ok_items(10), page_size=1)
-    rt.store.seed_pages(batch_id, utcnow())
+    rt.storage.pages.seed(batch_id, utcnow())
     assert queue_more_pages(rt, batch_id) == [0, 1, 2, 3]
     assert queue_more_pages(rt, batch_id) == []  # four wait already
     assert dispatcher_of(rt).executes == [(batch_id, n) for n in range(4)]

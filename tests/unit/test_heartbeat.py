@@ -6,10 +6,10 @@ import threading
 import time
 from typing import Any
 
-from batchq.batch_types.registry import ItemContext
+from batchq.batch_types.context import ItemContext
 from batchq.domain.statuses import BatchStatus
 from batchq.runtime import Runtime
-from batchq.storage.store import Row, utcnow
+from batchq.storage.common import Row, utcnow
 
 from .support import MakeRuntime, NewType, create, run_to_end
 
@@ -19,7 +19,7 @@ def long_item(rt: Runtime, seconds: float, seen: list[list[Row]]) -> Any:
 
     def handler(payload: Any, ctx: ItemContext) -> None:
         time.sleep(seconds)
-        seen.append(rt.store.expired_pages(ctx.batch_id, utcnow()))
+        seen.append(rt.storage.pages.expired(ctx.batch_id, utcnow()))
 
     return handler
 
@@ -37,7 +37,7 @@ def test_an_item_longer_than_the_lease_keeps_its_page(
     assert seen == [[]]  # four leases long, and never expired
     assert batch["status"] == BatchStatus.COMPLETED
     assert len(calls.runs) == 1
-    assert [page["attempts"] for page in rt.store.pages_of(batch_id)] == [1]
+    assert [page["attempts"] for page in rt.storage.pages.of_batch(batch_id)] == [1]
 
 
 def test_an_item_past_the_item_timeout_loses_its_page_lease(

@@ -15,20 +15,22 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
+from api.errors import status_code_of
 from batchq.adapters.rate_limit import FileRateLimiter, reserve_slot, shared_limiter
+from batchq.batch_types.context import ItemContext, ItemFailed
 from batchq.batch_types.http import (
     EXCERPT_CHARS,
     MAX_RETRY_DELAY,
     RetryPolicy,
     build_request,
     excerpt,
+    http_item,
     load_params,
     parse_retry_after,
     send_with_retries,
 )
-from batchq.batch_types.registry import ItemContext, registry
 from batchq.domain.statuses import BatchStatus
-from batchq.errors import InvalidBatch, ItemFailed
+from batchq.errors import InvalidBatch
 from batchq.runtime import Runtime
 from tests.http_server import LocalServer, Reply, closed_port_url, running_server
 
@@ -44,7 +46,7 @@ def server() -> Iterator[LocalServer]:
 def send_item(payload: Any, **params: Any) -> None:
     """Run the registered ``http`` handler on one item, as a worker would."""
     context = ItemContext("batch-1", "item-1", 0, params)
-    registry.get("http").handler(payload, context)
+    http_item(payload, context)
 
 
 def failure_of(payload: Any, **params: Any) -> str:
@@ -174,7 +176,7 @@ def test_the_item_errors_of_an_http_batch_are_its_answers(
     batch = run_to_end(rt, batch_id)
     assert batch["status"] == BatchStatus.COMPLETED_WITH_ERRORS
     assert (batch["processed_items"], batch["failed_items"]) == (3, 2)
-    errors = {row["key"]: row["message"] for row in rt.store.item_errors(batch_id, 10)}
+    errors = {row["key"]: row["message"] for row in rt.storage.items.first_errors(batch_id, 10)}
     assert errors == {
         "missing": 'HTTP 404: {"error": "you asked for 404"}',
         "refused": 'HTTP 422: {"error": "you asked for 422"}',
@@ -231,7 +233,7 @@ def test_bad_params_refuse_the_batch_at_creation(
 ) -> None:
     with pytest.raises(InvalidBatch) as refused:
         create(rt, "http", [{"n": 1}], params=params)
-    assert refused.value.status_code == 400
+    assert status_code_of(refused.value) == 400
     assert field in refused.value.details["paramsErrors"]
     assert field in refused.value.message
     assert dispatcher_of(rt).seeds == []

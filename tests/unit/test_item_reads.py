@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from batchq.domain.item_outcomes import Segment, open_segments
 from batchq.domain.permissions import Function
 from batchq.runtime import Runtime
-from batchq.service.item_reads import Segment, open_segments
 
 from .support import (
     NewType,

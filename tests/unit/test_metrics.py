@@ -47,7 +47,7 @@ def test_metrics_count_finished_and_active_batches_their_items_and_running_jobs(
     run_to_end(rt, done)
     active = create(rt, "echo", ok_items(5))
     suspended = create(rt, "echo", ok_items(2))
-    rt.store.set_suspended(suspended, True)
+    rt.storage.batches.set_suspended(suspended, True)
     deliver_seed(rt)
     start_slow_page(rt, active, 0, worker="node-7")
 

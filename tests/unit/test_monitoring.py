@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from batchq.batch_types.registry import BatchSummary
+from batchq.batch_types.context import BatchSummary
 from batchq.domain.statuses import BatchStatus
-from batchq.engine.monitoring import delete_expired_batches, finalize_if_done
+from batchq.engine.cleanup import delete_expired_batches
+from batchq.engine.monitoring import finalize_if_done
 from batchq.runtime import Runtime
-from batchq.storage.store import utcnow
+from batchq.storage.common import utcnow
 from batchq.storage.tables import batches, item_errors, items, pages
 
 from .support import (
@@ -49,7 +50,7 @@ class PostBatchStep:
 def run_all_pages(rt: Runtime, batch_id: str) -> None:
     """Run every page, but lose the monitor messages: the batch is done, not finalised."""
     work_off_messages(rt, lost=lambda kind, _args: kind == "monitor")
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["jobs_completed"] == batch["total_jobs"]
     assert batch["status"] == BatchStatus.PROCESSING
@@ -122,7 +123,7 @@ def test_a_post_batch_step_runs_exactly_once_when_monitors_finalize_at_once(
     assert failures == []
     assert len(step.summaries) == 1
     assert sorted(results, key=str) == [BatchStatus.COMPLETED, None, None, None]
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["status"] == BatchStatus.COMPLETED
 
@@ -157,13 +158,13 @@ def test_a_finaliser_that_died_is_overruled_after_the_post_batch_timeout(
     code, _calls = new_type(post_batch=step)
     batch_id = create(rt, code, ok_items(2))
     run_all_pages(rt, batch_id)
-    assert rt.store.claim_finalizer(batch_id, "dead-monitor", utcnow() - timedelta(seconds=30))
+    assert rt.storage.batches.claim_finalizer(batch_id, "dead-monitor", utcnow() - timedelta(seconds=30))
     assert finalize_if_done(rt, batch_id) is None  # it may still be running
-    with rt.store.engine.begin() as conn:
+    with rt.storage.engine.begin() as conn:
         conn.execute(sa.update(batches).where(batches.c.id == batch_id)
                      .values(finalizing_since=utcnow() - timedelta(seconds=61)))
     assert finalize_if_done(rt, batch_id) == BatchStatus.POST_BATCH_FAILED
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["failure_reason"] == "The post-batch step did not finish within 60 seconds"
     assert step.summaries == []  # the step is never run a second time
@@ -176,7 +177,7 @@ def test_a_post_batch_result_that_is_not_json_fails_the_batch_at_once(
     batch_id = create(rt, code, ok_items(2))
     run_all_pages(rt, batch_id)
     finalize_if_done(rt, batch_id)
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["status"] == BatchStatus.POST_BATCH_FAILED
     assert "result" in batch["failure_reason"]
@@ -191,7 +192,7 @@ def test_a_finished_batch_expires_retention_days_after_it_finished(rt: Runtime) 
 def rows_of(rt: Runtime, table: sa.Table, batch_id: str) -> int:
     query = sa.select(sa.func.count()).select_from(table).where(
         (table.c.id if table is batches else table.c.batch_id) == batch_id)
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
 
 
@@ -202,7 +203,7 @@ def test_cleanup_deletes_only_batches_past_retention_with_their_rows(rt: Runtime
     run_to_end(rt, old)
     run_to_end(rt, recent)
     active = create(rt, "echo", ok_items(2))
-    with rt.store.engine.begin() as conn:
+    with rt.storage.engine.begin() as conn:
         conn.execute(sa.update(batches).where(batches.c.id == old)
                      .values(expires_at=utcnow() - timedelta(seconds=1)))
         # Even an active batch with a (bogus) past expiry is kept: only finished ones go.
@@ -221,9 +222,9 @@ def test_cleanup_deletes_more_batches_than_one_round_takes(rt: Runtime) -> None:
     ids = [create(rt, "echo", ok_items(1)) for _ in range(3)]
     for batch_id in ids:
         run_to_end(rt, batch_id)
-    with rt.store.engine.begin() as conn:
+    with rt.storage.engine.begin() as conn:
         conn.execute(sa.update(batches).values(expires_at=utcnow() - timedelta(seconds=1)))
-    assert rt.store.delete_expired_batches(utcnow(), limit=2) != []
+    assert rt.storage.batches.delete_expired(utcnow(), limit=2) != []
     assert delete_expired_batches(rt) == 1
 
 
@@ -235,7 +236,7 @@ def test_a_post_batch_result_the_database_cannot_store_fails_the_batch_at_once(
     batch_id = create(rt, code, ok_items(2))
     run_all_pages(rt, batch_id)
     assert finalize_if_done(rt, batch_id) == BatchStatus.POST_BATCH_FAILED
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["failure_reason"].startswith("The post-batch step's result (")
     assert batch["result"] is None

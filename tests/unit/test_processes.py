@@ -7,17 +7,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from marshmallow import Schema, fields
 
-from batchq.batch_types.registry import SourceChunk
+from batchq.batch_types.context import SourceChunk
 from batchq.domain.permissions import Caller, Function, can_run_processes
 from batchq.domain.statuses import BatchStatus
+from batchq.errors import UniqueViolation
 from batchq.runtime import Runtime
 from batchq.service.creation import NewBatch, create_source_batch
 from batchq.service.processes import SCHEDULE_USER, start_scheduled
+from batchq.storage.batches import ACTIVE_PROCESS_INDEX
 
 from .support import NewType, authenticated_client, dispatcher_of, run_to_end
 from .test_api import assert_error
@@ -56,7 +57,7 @@ def test_start_creates_a_run_across_all_tenants_and_answers_its_process_id(
     assert response.status_code == 201, response.get_json()
     process_id = response.get_json()["processId"]
     assert set(response.get_json()) == {"processId"}
-    run = rt.store.get_batch(process_id)
+    run = rt.storage.batches.get(process_id)
     assert run is not None
     assert (run["type"], run["process_run"], run["tenant_id"]) == (code, True, None)
     assert (run["create_user_id"], run["status"]) == ("ops", BatchStatus.WAITING)
@@ -69,7 +70,7 @@ def test_start_without_a_body_uses_empty_params(client: FlaskClient, rt: Runtime
                                                 code: str) -> None:
     response = client.post(f"/batch-types/{code}/start")
     assert response.status_code == 201, response.get_json()
-    assert rt.store.get_batch(response.get_json()["processId"])["params"] == {}
+    assert rt.storage.batches.get(response.get_json()["processId"])["params"] == {}
 
 
 def test_a_second_start_while_a_run_is_active_is_409_naming_the_run(
@@ -88,8 +89,9 @@ def test_the_unique_index_refuses_a_second_active_run_whatever_checked_before(
     rt: Runtime, code: str
 ) -> None:
     create_source_batch(rt, NewBatch(type=code), process_run=True)
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(UniqueViolation) as refused:
         create_source_batch(rt, NewBatch(type=code), process_run=True)
+    assert refused.value.constraint == ACTIVE_PROCESS_INDEX
     create_source_batch(rt, NewBatch(type=code))  # a plain source batch is no run
 
 
@@ -100,7 +102,7 @@ def test_stop_drains_the_active_run_and_answers_was_stopped(
     response = client.post(f"/batch-types/{code}/stop")
     assert response.status_code == 200
     assert response.get_json() == {"wasStopped": True}
-    assert rt.store.get_batch(process_id)["status"] == BatchStatus.CANCELLING
+    assert rt.storage.batches.get(process_id)["status"] == BatchStatus.CANCELLING
     assert client.post(f"/batch-types/{code}/stop").get_json() == {"wasStopped": False}
     assert assert_error(start(client, code), 409)["processId"] == process_id  # still draining
     assert run_to_end(rt, process_id)["status"] == BatchStatus.CANCELLED

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from batchq.batch_types.registry import MAX_PROGRESS_DESCRIPTION, ItemContext
+from batchq.batch_types.context import MAX_PROGRESS_DESCRIPTION, ItemContext
 from batchq.runtime import Runtime
 
 from .support import (
@@ -54,7 +54,7 @@ def test_a_handler_progress_description_is_shown_once_its_page_is_committed(
     assert batch["progressDescription"] == "Escalated activity 1 of 6"
     assert (batch["processedItems"], batch["progressPercent"]) == (2, 33.33)
     run_next_execute(rt)
-    assert rt.store.get_batch(batch_id)["progress_description"] == "Escalated activity 3 of 6"  # type: ignore[index]
+    assert rt.storage.batches.get(batch_id)["progress_description"] == "Escalated activity 3 of 6"  # type: ignore[index]
 
 
 def test_a_finished_batch_shows_batchqs_sentence_and_keeps_the_handlers_on_its_row(
@@ -66,7 +66,7 @@ def test_a_finished_batch_shows_batchqs_sentence_and_keeps_the_handlers_on_its_r
     batch = client.get(f"/batches/{batch_id}").get_json()
     assert batch["progressDescription"] == "Completed: 6 of 6 items processed"
     assert batch["progressPercent"] == 100.0
-    assert rt.store.get_batch(batch_id)["progress_description"] == "Escalated activity 5 of 6"  # type: ignore[index]
+    assert rt.storage.batches.get(batch_id)["progress_description"] == "Escalated activity 5 of 6"  # type: ignore[index]
 
 
 def test_a_page_whose_handler_says_nothing_keeps_the_last_description(
@@ -79,7 +79,7 @@ def test_a_page_whose_handler_says_nothing_keeps_the_last_description(
     code, _calls = new_type(handler=first_page_only)
     batch_id = create(rt, code, ok_items(4), page_size=2)
     work_off_messages(rt)
-    assert rt.store.get_batch(batch_id)["progress_description"] == "first page"  # type: ignore[index]
+    assert rt.storage.batches.get(batch_id)["progress_description"] == "first page"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("text", "stored"), [
@@ -102,7 +102,7 @@ def test_a_description_that_is_not_text_fails_the_item_with_a_clear_error(
     code, _calls = new_type(handler=lambda payload, ctx: ctx.set_progress(42))
     batch_id = create(rt, code, ok_items(1), failure_threshold=None)
     run_to_end(rt, batch_id)
-    assert rt.store.item_errors(batch_id, 1)[0]["message"] == (
+    assert rt.storage.items.first_errors(batch_id, 1)[0]["message"] == (
         "TypeError: a progress description is a str, not int")
 
 
@@ -114,11 +114,11 @@ def recorded_statements(rt: Runtime) -> Iterator[list[str]]:
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    sa.event.listen(rt.store.engine, "before_cursor_execute", record)
+    sa.event.listen(rt.storage.engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        sa.event.remove(rt.store.engine, "before_cursor_execute", record)
+        sa.event.remove(rt.storage.engine, "before_cursor_execute", record)
 
 
 def statements_to_run(rt: Runtime, code: str) -> int:
@@ -126,7 +126,7 @@ def statements_to_run(rt: Runtime, code: str) -> int:
     deliver_seed(rt)
     with recorded_statements(rt) as seen:
         run_next_execute(rt)
-    assert rt.store.get_batch(batch_id)["processed_items"] == 50  # type: ignore[index]
+    assert rt.storage.batches.get(batch_id)["processed_items"] == 50  # type: ignore[index]
     dispatcher_of(rt).outbox.clear()  # the monitor message: not part of the page
     return len(seen)
 

@@ -13,12 +13,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from batchq.batch_types.registry import BatchSummary, PostBatchResult, ResultFile
+from batchq.batch_types.context import BatchSummary
+from batchq.domain.results import PostBatchResult, ResultFile
 from batchq.domain.statuses import BatchStatus
-from batchq.engine.monitoring import delete_expired_batches
+from batchq.engine.cleanup import delete_expired_batches
 from batchq.runtime import Runtime
-from batchq.storage import reports as report_store
-from batchq.storage.store import utcnow
+from batchq.storage import items as item_storage
+from batchq.storage.common import utcnow
 from batchq.storage.tables import batches, result_files
 
 from .support import (
@@ -120,9 +121,9 @@ def test_a_failing_store_of_the_result_file_gives_post_batch_failed(
     def disk_full(*args: Any) -> None:
         raise sa.exc.OperationalError("INSERT INTO result_files", {}, Exception("disk full"))
 
-    monkeypatch.setattr(rt.store, "save_result_file", disk_full)
+    monkeypatch.setattr(rt.storage.result_files, "save", disk_full)
     code, _ = new_type(post_batch=failed_keys_report)
-    batch = rt.store.get_batch(finish(rt, code, ok_items(1)))
+    batch = rt.storage.batches.get(finish(rt, code, ok_items(1)))
     assert batch is not None
     assert batch["status"] == BatchStatus.POST_BATCH_FAILED
     assert batch["failure_reason"] == (
@@ -166,13 +167,13 @@ def test_the_result_file_is_read_with_the_batch_read_permission(
 def test_cleanup_deletes_the_result_file_with_its_batch(rt: Runtime, new_type: NewType) -> None:
     code, _ = new_type(post_batch=failed_keys_report)
     old, kept = finish(rt, code, ok_items(1)), finish(rt, code, ok_items(1))
-    with rt.store.engine.begin() as conn:
+    with rt.storage.engine.begin() as conn:
         conn.execute(sa.update(batches).where(batches.c.id == old)
                      .values(expires_at=utcnow() - timedelta(seconds=1)))
 
     assert delete_expired_batches(rt) == 1
 
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         left = list(conn.execute(sa.select(result_files.c.batch_id)).scalars())
     assert left == [kept]
 
@@ -180,7 +181,7 @@ def test_cleanup_deletes_the_result_file_with_its_batch(rt: Runtime, new_type: N
 def test_item_errors_are_read_in_input_order_a_chunk_at_a_time(
     rt: Runtime, new_type: NewType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(report_store, "ERROR_CHUNK", 2)
+    monkeypatch.setattr(item_storage, "ERROR_CHUNK", 2)
     seen: list[list[tuple[str, str]]] = []
     collect: Callable[[BatchSummary], None] = lambda summary: seen.append(  # noqa: E731
         list(summary.item_errors()))

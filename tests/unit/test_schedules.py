@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from celery.schedules import crontab
 
-from batchq.batch_types.registry import BatchType, Registry, SourceChunk
+from batchq.batch_types.context import SourceChunk
+from batchq.batch_types.registry import BatchType, Registry
 from batchq.domain.schedules import CronFields, parse_cron
 from batchq.errors import ConfigurationError
 from batchq.settings import Settings

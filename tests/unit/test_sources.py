@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from batchq.batch_types.registry import BatchType, SourceChunk
+from batchq.batch_types.context import SourceChunk
+from batchq.batch_types.registry import BatchType
 from batchq.domain.paging import PageSpec, chunk_page_specs
 from batchq.domain.statuses import BatchStatus
-from batchq.engine.execution import seed_batch
 from batchq.engine.monitoring import finalize_if_done, monitor_batch
+from batchq.engine.seeding import seed_batch
 from batchq.engine.sources import MAX_SOURCE_ATTEMPTS, chunk_limit
 from batchq.errors import ConfigurationError, InvalidBatch
 from batchq.runtime import Runtime
@@ -62,7 +63,7 @@ def start(rt: Runtime, code: str, count: int, **options: Any) -> str:
 
 def stored_keys(rt: Runtime, batch_id: str) -> list[str]:
     query = sa.select(items.c.key).where(items.c.batch_id == batch_id).order_by(items.c.seq)
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return list(conn.execute(query).scalars())
 
 
@@ -85,13 +86,13 @@ def test_a_source_batch_starts_empty_and_reads_its_source_chunk_by_chunk(
     source = CountingSource()
     code, calls = new_type(source=source)
     batch_id = start(rt, code, 23, page_size=2, jobs_per_seed=5)
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert (batch["total_items"], batch["total_jobs"]) == (0, 0)
     assert (batch["source_exhausted"], batch["source_cursor"]) == (False, None)
 
     assert seed_batch(rt, batch_id) is True  # one chunk of pageSize * jobsPerSeed items
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert (batch["total_items"], batch["total_jobs"], batch["jobs_created"]) == (10, 5, 5)
     assert (batch["source_cursor"], batch["stage_sizes"]) == (10, [[0, 10]])
@@ -130,25 +131,25 @@ def test_a_chunk_read_by_a_second_seed_at_the_same_cursor_is_stored_once(
 ) -> None:
     code, _calls = new_type(source=CountingSource())
     batch_id = start(rt, code, 30, page_size=5, jobs_per_seed=2)
-    first = rt.store.begin_source_read(batch_id, rt.store.get_batch(batch_id)["created_at"])
-    second = rt.store.begin_source_read(batch_id, rt.store.get_batch(batch_id)["created_at"])
+    first = rt.storage.sources.begin_read(batch_id, rt.storage.batches.get(batch_id)["created_at"])
+    second = rt.storage.sources.begin_read(batch_id, rt.storage.batches.get(batch_id)["created_at"])
     assert first is not None and second is not None
     rows = [{"batch_id": batch_id, "stage": 0, "pos": i, "seq": i, "key": str(i),
              "payload": {"n": i}} for i in range(10)]
 
-    assert rt.store.add_source_chunk(first, rows, 10, first["created_at"]) == 2
-    assert rt.store.add_source_chunk(second, rows, 10, first["created_at"]) is None
+    assert rt.storage.sources.add_chunk(first, rows, 10, first["created_at"]) == 2
+    assert rt.storage.sources.add_chunk(second, rows, 10, first["created_at"]) is None
     assert stored_keys(rt, batch_id) == [str(i) for i in range(10)]
-    assert rt.store.get_batch(batch_id)["total_jobs"] == 2
+    assert rt.storage.batches.get(batch_id)["total_jobs"] == 2
 
 
 def test_a_second_seed_that_lost_the_race_ends_its_chain(rt: Runtime, new_type: NewType) -> None:
     code, _calls = new_type(source=CountingSource())
     batch_id = start(rt, code, 30, page_size=5, jobs_per_seed=2)
-    stale = rt.store.begin_source_read(batch_id, rt.store.get_batch(batch_id)["created_at"])
+    stale = rt.storage.sources.begin_read(batch_id, rt.storage.batches.get(batch_id)["created_at"])
     assert seed_batch(rt, batch_id) is True
     assert stale is not None
-    assert rt.store.add_source_chunk(stale, [], 10, stale["created_at"]) is None
+    assert rt.storage.sources.add_chunk(stale, [], 10, stale["created_at"]) is None
 
 
 def test_a_source_batch_does_not_finish_while_its_source_is_not_exhausted(
@@ -158,11 +159,11 @@ def test_a_source_batch_does_not_finish_while_its_source_is_not_exhausted(
     batch_id = start(rt, code, 30, page_size=5, jobs_per_seed=2)
     seed_batch(rt, batch_id)
     work_off_messages(rt, lost=lambda kind, _args: kind == "seed")  # every page so far runs
-    batch = rt.store.get_batch(batch_id)
+    batch = rt.storage.batches.get(batch_id)
     assert batch is not None
     assert batch["jobs_completed"] == batch["total_jobs"] == 2
     assert finalize_if_done(rt, batch_id) is None
-    assert rt.store.get_batch(batch_id)["status"] == BatchStatus.PROCESSING
+    assert rt.storage.batches.get(batch_id)["status"] == BatchStatus.PROCESSING
 
 
 def test_the_monitor_resends_the_seed_of_a_source_batch_that_stalled(

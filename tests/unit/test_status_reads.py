@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from api.presenters import batch_view
 from batchq.runtime import Runtime
-from batchq.service.control import MAX_ITEM_ERRORS_SHOWN, describe_batch
+from batchq.service.control import MAX_ITEM_ERRORS_SHOWN, batch_details
 from tests.unit.support import create, run_to_end
 
 
@@ -17,7 +18,7 @@ def statements(rt: Runtime) -> list[str]:
     """Every SQL statement the runtime's engine sends, from now on."""
     sent: list[str] = []
 
-    @event.listens_for(rt.store.engine, "before_cursor_execute")
+    @event.listens_for(rt.storage.engine, "before_cursor_execute")
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         sent.append(" ".join(statement.split()))
 
@@ -32,7 +33,7 @@ def test_reading_a_batch_touches_no_item_and_a_bounded_number_of_errors(
     run_to_end(rt, batch_id)
     statements.clear()
 
-    batch = describe_batch(rt, batch_id)
+    batch = batch_view(batch_details(rt, batch_id))
 
     assert (batch["processed_items"], batch["failed_items"]) == (600, 300)
     assert len(batch["item_errors"]) == MAX_ITEM_ERRORS_SHOWN and batch["item_errors_truncated"]

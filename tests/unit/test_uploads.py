@@ -15,9 +15,12 @@ from marshmallow import Schema, fields, validate
 from werkzeug.test import TestResponse
 
 from api import create_app
-from batchq.batch_types.registry import registry
+from batchq.batch_types.builtin import echo
+from batchq.batch_types.registry import declared_type
+from batchq.domain import items as item_rules
+from batchq.domain.items import ItemReader
 from batchq.runtime import Runtime
-from batchq.service import creation, upload_formats
+from batchq.service import upload_formats
 from batchq.storage.tables import batches, items
 
 from .support import MakeRuntime, NewType, authenticated_client, dispatcher_of
@@ -55,12 +58,12 @@ def ndjson(*lines: Any) -> str:
 def stored(rt: Runtime) -> list[tuple[str, Any, int]]:
     """(key, payload, stage) of every stored item, in input order."""
     query = sa.select(items.c.key, items.c.payload, items.c.stage).order_by(items.c.seq)
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return [tuple(row) for row in conn.execute(query)]
 
 
 def batch_count(rt: Runtime) -> int:
-    with rt.store.engine.connect() as conn:
+    with rt.storage.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(batches)).scalar_one())
 
 
@@ -349,9 +352,9 @@ def test_chunks_of_an_upload_are_cut_by_bytes_read_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(upload_formats, "READ_BYTES", 100)
-    monkeypatch.setattr(creation, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(item_rules, "CHUNK_BYTES", 1000)
     body = ndjson(*({"text": "x" * 90} for _ in range(50)))  # 50 lines of about 100 bytes
-    reader = creation._ItemReader("b", registry.get("echo"), 1000)
+    reader = ItemReader("b", declared_type(echo), 1000)
     sizes = [len(chunk) for chunk in reader.chunks(upload_formats.ndjson_items(io.BytesIO(
         body.encode())))]
     assert sum(sizes) == 50

@@ -12,8 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.batch_types.registry import BatchSummary, ItemContext, batch_type
-from batchq.errors import ItemFailed
+from batchq.batch_types.context import BatchSummary, ItemContext, ItemFailed
+from batchq.batch_types.registry import batch_type
 from retail_registry import storage
 from retail_registry.entities import Entity, references, stage_of
 

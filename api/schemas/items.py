@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from api.schemas import UtcDateTime
-from batchq.service.item_reads import (
-    DEFAULT_MAX_RESULTS,
-    DEFAULT_TOP_MESSAGES,
-    MAX_RESULTS,
-    MAX_TOP_MESSAGES,
-    ItemStatus,
-)
+from api.schemas.common import UtcDateTime
+from batchq.domain.item_outcomes import DEFAULT_TOP_MESSAGES, MAX_TOP_MESSAGES, ItemStatus
+from batchq.domain.lists import DEFAULT_MAX_RESULTS, MAX_RESULTS
 
 _STATUSES = [status.value for status in ItemStatus]
 
@@ -60,7 +55,7 @@ class ItemErrorSchema(Schema):
 
 
 class ErrorPageSchema(Schema):
-    """A page of a batch's item errors, in input order."""
+    """A window of a batch's item errors, in input order."""
 
     total = fields.Int(metadata={"description": "All errors of the batch (= failedItems)"})
     first_result = fields.Int(data_key="firstResult")
@@ -79,7 +74,7 @@ class ItemSchema(Schema):
 
 
 class ItemPageSchema(Schema):
-    """A page of a batch's items, in input order."""
+    """A window of a batch's items, in input order."""
 
     total = fields.Int(metadata={"description": "Items of the batch with that status"})
     status = fields.Str(allow_none=True, validate=validate.OneOf(_STATUSES),

@@ -1,8 +1,7 @@
-"""Marshmallow schemas: they parse requests, dump responses and write the OpenAPI document."""
+"""Schemas of ``/batches``: creating, listing, reading and changing batches."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
@@ -11,24 +10,14 @@ from marshmallow import (
     ValidationError,
     fields,
     pre_dump,
-    pre_load,
     validate,
     validates_schema,
 )
 
+from api.schemas.common import CommaList, JsonBody, UtcDateTime, WorkQueueStatusSchema
+from batchq.domain.lists import MAX_RESULTS, SORT_KEYS
 from batchq.domain.statuses import BatchStatus
 from batchq.service.creation import MAX_RETENTION_DAYS
-from batchq.service.listing import MAX_RESULTS, SORT_COLUMNS
-
-
-class UtcDateTime(fields.DateTime):
-    """A time the database keeps as naive UTC, written as RFC 3339 with its offset (+00:00)."""
-
-    def _serialize(self, value: datetime | None, attr: str | None, obj: Any,
-                   **kwargs: Any) -> str | float | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ItemList(fields.Field):
@@ -42,33 +31,6 @@ class ItemList(fields.Field):
         if not isinstance(value, list):
             raise ValidationError("items must be a JSON array")
         return value
-
-
-class JsonBody(Schema):
-    """A JSON request body, whose numbers and booleans must be JSON numbers and booleans.
-
-    marshmallow alone would take ``"5"`` for an integer and ``0`` or ``"yes"`` for a
-    boolean, which the OpenAPI document (and so every generated client) says are wrong.
-    """
-
-    @pre_load
-    def refuse_loose_scalars(self, data: Any, **_: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        errors = {}
-        for field in self.load_fields.values():
-            name = field.data_key or field.name
-            value = data.get(name)
-            if value is None:
-                continue
-            if isinstance(field, fields.Boolean) and not isinstance(value, bool):
-                errors[name] = ["Not a valid boolean: use true or false."]
-            elif isinstance(field, fields.Number) and (
-                    isinstance(value, bool) or not isinstance(value, int | float)):
-                errors[name] = ["Not a valid number."]
-        if errors:
-            raise ValidationError(errors)
-        return data
 
 
 class BatchCreateSchema(JsonBody):
@@ -98,12 +60,6 @@ class BatchPatchSchema(JsonBody):
 
     suspended = fields.Bool()
     description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
-
-
-class WorkQueueStatusSchema(Schema):
-    queued = fields.Int(metadata={"description": "Pages sent to the broker, not yet started"})
-    running = fields.Int(metadata={"description": "Pages running now"})
-    workers = fields.List(fields.Str(), metadata={"description": "Processes running them"})
 
 
 class ResultFileInfoSchema(Schema):
@@ -156,7 +112,7 @@ class BatchSchema(Schema):
     item_errors = fields.Dict(keys=fields.Str(), values=fields.Str(), data_key="itemErrors",
                               metadata={"description": "{item key: message}, capped"})
     item_errors_truncated = fields.Bool(data_key="itemErrorsTruncated")
-    # Seed 002's names, so a client written for that API reads a batch unchanged.
+    # The Camunda 7 batch API's names, so a client written for that API reads a batch unchanged.
     batch_jobs_per_seed = fields.Int(data_key="batchJobsPerSeed")
     invocations_per_batch_job = fields.Int(data_key="invocationsPerBatchJob")
     seed_job_definition_id = fields.Str(data_key="seedJobDefinitionId")
@@ -164,7 +120,7 @@ class BatchSchema(Schema):
     batch_job_definition_id = fields.Str(data_key="batchJobDefinitionId")
 
     @pre_dump
-    def add_seed_002_names(self, batch: dict[str, Any], **_: Any) -> dict[str, Any]:
+    def add_camunda_names(self, batch: dict[str, Any], **_: Any) -> dict[str, Any]:
         return {
             **batch,
             "batch_jobs_per_seed": batch["jobs_per_seed"],
@@ -173,16 +129,6 @@ class BatchSchema(Schema):
             "monitor_job_definition_id": f"{batch['id']}:monitor",
             "batch_job_definition_id": f"{batch['id']}:execute",
         }
-
-
-class CommaList(fields.Field):
-    """A comma-separated list in a query parameter: ``a,b,c``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
-        parts = [part.strip() for part in str(value).split(",")]
-        if not all(parts):
-            raise ValidationError("must be a comma list of non-empty values, e.g. acme,globex")
-        return parts
 
 
 class BatchFilterSchema(Schema):
@@ -204,7 +150,7 @@ class BatchFilterSchema(Schema):
 class BatchQuerySchema(BatchFilterSchema):
     """``GET /batches``: the filters, a sort and a page."""
 
-    sort_by = fields.Str(data_key="sortBy", validate=validate.OneOf(list(SORT_COLUMNS)))
+    sort_by = fields.Str(data_key="sortBy", validate=validate.OneOf(list(SORT_KEYS)))
     sort_order = fields.Str(data_key="sortOrder", validate=validate.OneOf(["asc", "desc"]))
     first_result = fields.Int(data_key="firstResult", load_default=0,
                               validate=validate.Range(min=0, max=2**31 - 1))

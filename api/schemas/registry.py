@@ -1,10 +1,11 @@
-"""Marshmallow schemas of the batch-process registry (seed 001's field names)."""
+"""Schemas of ``/batch-types``: the batch-process registry (the batch-process API's field names)
+and the start and stop of batch processes."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
-from api.schemas import UtcDateTime, WorkQueueStatusSchema
+from api.schemas.common import UtcDateTime, WorkQueueStatusSchema
 
 
 class BatchTypeRefSchema(Schema):
@@ -55,3 +56,28 @@ class BatchProcessListItemSchema(BatchProcessSchema):
     type = fields.Nested(BatchTypeInfoSchema)
     cancellation_behaviour = fields.Str(data_key="cancellationBehaviour",
                                         metadata={"description": "CanCancel or CannotCancel"})
+
+
+class ProcessStartSchema(Schema):
+    """``POST /batch-types/{code}/start``; the body is optional."""
+
+    class Meta:
+        unknown = RAISE
+
+    params = fields.Dict(load_default=dict,
+                         metadata={"description": "The type's parameters, checked by its schema"})
+    description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
+
+
+class ProcessStartedSchema(Schema):
+    """The run a start created."""
+
+    process_id = fields.Str(data_key="processId", required=True,
+                            metadata={"description": "The run's batch id (GET /batches/{id})"})
+
+
+class ProcessStoppedSchema(Schema):
+    """What a stop did."""
+
+    was_stopped = fields.Bool(data_key="wasStopped", required=True, metadata={
+        "description": "True when a running run was told to drain; false when none ran"})

@@ -1,0 +1,46 @@
+"""Asking for a list: which batches (a filter), in which order, and which window of it.
+
+A *window* is the slice of a list one answer holds: skip ``first_result``
+rows, then at most ``max_results``. (A *page* is something else: the
+execution unit, docs/design.md "Words".)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_MAX_RESULTS = 100
+#: The largest window any list answers.
+MAX_RESULTS = 1000
+#: What a list of batches may be sorted by (the names of the REST API and the CLI).
+SORT_KEYS = ("batchId", "tenantId", "type", "status", "createdAt")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A slice of a list: skip ``first_result`` rows, return at most ``max_results``."""
+
+    first_result: int = 0
+    max_results: int = DEFAULT_MAX_RESULTS
+
+
+@dataclass(frozen=True)
+class BatchFilter:
+    """The filters of a batch list; None means "any"."""
+
+    batch_id: str | None = None
+    type: str | None = None
+    status: str | None = None
+    tenant_ids: Sequence[str] | None = None
+    without_tenant: bool = False
+    suspended: bool | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchOrder:
+    """How a batch list is sorted; without ``sort_by``, newest first."""
+
+    sort_by: str | None = None
+    descending: bool = False

@@ -1,0 +1,350 @@
+"""The batches table: creating a batch, reading and listing batches, and changing their state.
+
+Transactions here lock the batch row first (``SELECT ... FOR UPDATE`` on
+PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway) and touch
+pages only with ``SKIP LOCKED``, the lock order that keeps them free of
+deadlocks with the workers' transactions (see ``batchq.storage.pages``).
+Every state change is a conditional update, so two monitors at once do no harm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from batchq.domain.admission import check_quota
+from batchq.domain.items import DuplicateKeys
+from batchq.domain.lifecycle import cancellable
+from batchq.domain.lists import BatchFilter, BatchOrder, Window
+from batchq.domain.permissions import Ownership, ReadScope
+from batchq.domain.statuses import ACTIVE_STATUSES, FINAL_STATUSES, BatchStatus, StopReason
+from batchq.errors import UniqueViolation
+from batchq.storage.common import Row, first_row, lock_batch, rows, status_values, unqueue_pages
+from batchq.storage.engine import is_postgres
+from batchq.storage.items import duplicate_keys, insert_items
+from batchq.storage.tables import batches, item_errors, items, pages, result_files, users
+
+_STARTABLE = status_values({BatchStatus.WAITING, BatchStatus.PROCESSING})
+_ACTIVE = status_values(ACTIVE_STATUSES)
+#: The name of the index that allows one active run per batch process.
+ACTIVE_PROCESS_INDEX = "uq_batches_active_process"
+SORT_COLUMNS = {"batchId": batches.c.id, "tenantId": batches.c.tenant_id,
+                "type": batches.c.type, "status": batches.c.status,
+                "createdAt": batches.c.created_at}
+
+#: What a listed batch shows; no JSON columns, nothing that needs a second query.
+LIST_COLUMNS = (
+    batches.c.id, batches.c.type, batches.c.status, batches.c.suspended, batches.c.tenant_id,
+    batches.c.create_user_id, batches.c.description, batches.c.total_items,
+    batches.c.processed_items, batches.c.failed_items, batches.c.total_jobs,
+    batches.c.jobs_created, batches.c.jobs_completed, batches.c.created_at,
+    batches.c.started_at, batches.c.finished_at, batches.c.failure_reason,
+)
+
+#: Called once every item is in, with the batch's repeated keys; returns the batch row's
+#: remaining columns (totals only known then) or raises to refuse the batch.
+FinishCreation = Callable[[DuplicateKeys], Mapping[str, Any]]
+
+
+class BatchRepository:
+    """Batches as a whole (their pages and items have repositories of their own)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- creation -------------------------------------------------------------
+
+    def create(self, row: Mapping[str, Any], item_chunks: Iterable[list[dict[str, Any]]],
+               finish: FinishCreation, max_active: int = 0) -> dict[str, Any]:
+        """Insert the items chunk by chunk, then the batch row, in one transaction.
+
+        ``max_active`` is the creator's quota of active batches (0: none),
+        checked first, under a lock on the creator (``_count_active_of``).
+        A second active run of one batch process raises ``UniqueViolation``.
+        """
+        try:
+            with self.engine.begin() as conn:
+                creator = row["create_user_id"]
+                if max_active > 0 and creator is not None:
+                    check_quota(creator, _count_active_of(conn, creator), max_active)
+                insert_items(conn, item_chunks)
+                full = {**row, **finish(duplicate_keys(conn, row["id"]))}
+                conn.execute(sa.insert(batches).values(**full))
+        except sa.exc.IntegrityError as exc:
+            raise UniqueViolation(f"batch {row['id']} repeats a unique value",
+                                  _constraint_of(exc)) from exc
+        return full
+
+    # -- reading --------------------------------------------------------------
+
+    def get(self, batch_id: str) -> Row | None:
+        """The batch row, or None."""
+        with self.engine.connect() as conn:
+            return first_row(conn.execute(sa.select(batches).where(batches.c.id == batch_id)))
+
+    def active_ids(self) -> list[str]:
+        """Ids of batches that can still make progress."""
+        query = sa.select(batches.c.id).where(batches.c.status.in_(status_values(ACTIVE_STATUSES)))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def get_with_ownership(self, batch_id: str) -> tuple[dict[str, Any], Ownership] | None:
+        """The batch row and what the permission rules need to know of it, or None.
+
+        The whole row is read with the ownership, so a view that shows the
+        batch needs no second read of it.
+        """
+        query = (sa.select(batches, _system_wide().label("system_wide"))
+                 .where(batches.c.id == batch_id))
+        with self.engine.connect() as conn:
+            row = first_row(conn.execute(query))
+        if row is None:
+            return None
+        system_wide = bool(row.pop("system_wide"))
+        return row, Ownership(row["create_user_id"], row["tenant_id"], system_wide)
+
+    def find(self, scope: ReadScope, wanted: BatchFilter, order: BatchOrder,
+             window: Window) -> list[Row]:
+        """The batches ``scope`` covers that match ``wanted``, sorted, in ``window``."""
+        with self.engine.connect() as conn:
+            return rows(conn.execute(list_query(scope, wanted, order, window)))
+
+    def count(self, scope: ReadScope, wanted: BatchFilter) -> int:
+        """How many batches ``scope`` covers match ``wanted``."""
+        query = (sa.select(sa.func.count()).select_from(batches)
+                 .where(scope_clause(scope), *filter_clauses(wanted)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def last_of_type(self, code: str) -> Row | None:
+        """The newest batch of type ``code``, read on the (type, created_at) index; or None."""
+        query = (sa.select(batches).where(batches.c.type == code)
+                 .order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(1))
+        with self.engine.connect() as conn:
+            return first_row(conn.execute(query))
+
+    def active_process_run(self, type_code: str) -> Row | None:
+        """The active run of a batch process (at most one: ``uq_batches_active_process``)."""
+        return self._process_runs(type_code, status_values(ACTIVE_STATUSES))
+
+    def last_process_run(self, type_code: str) -> Row | None:
+        """The most recently created run of a batch process, active or finished."""
+        return self._process_runs(type_code, None)
+
+    def _process_runs(self, type_code: str, statuses: Sequence[str] | None) -> Row | None:
+        query = (
+            sa.select(batches)
+            .where(batches.c.type == type_code, batches.c.process_run.is_(True))
+            .order_by(batches.c.created_at.desc(), batches.c.id.desc())
+            .limit(1)
+        )
+        if statuses is not None:
+            query = query.where(batches.c.status.in_(statuses))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else dict(row)
+
+    # -- control --------------------------------------------------------------
+
+    def request_cancel(self, batch_id: str, now: datetime) -> Row | None:
+        """Start a drain-style cancel; returns the batch as it was, None if it does not exist.
+
+        The caller decides from the returned row whether the cancel was allowed;
+        it only takes effect when the batch is active and not finishing.
+        """
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None:
+                return None
+            if cancellable(batch):
+                conn.execute(
+                    sa.update(batches).where(batches.c.id == batch_id)
+                    .values(status=BatchStatus.CANCELLING, stop_reason=StopReason.CANCEL)
+                )
+                unqueue_pages(conn, batch_id)
+            return batch
+
+    def set_suspended(self, batch_id: str, suspended: bool) -> Row | None:
+        """Set the suspended flag of an active batch; returns the batch as it was."""
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None or batch["status"] in FINAL_STATUSES:
+                return batch
+            conn.execute(
+                sa.update(batches).where(batches.c.id == batch_id).values(suspended=suspended)
+            )
+            if suspended:
+                unqueue_pages(conn, batch_id)
+            return batch
+
+    def set_description(self, batch_id: str, description: str | None) -> bool:
+        """Change a batch's description."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(batches).where(batches.c.id == batch_id)
+                .values(description=description)
+            )
+            return result.rowcount == 1
+
+    def claim_finalizer(self, batch_id: str, token: str, now: datetime) -> bool:
+        """Win the right to run the post-batch step; only one caller ever wins."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(batches)
+                .where(batches.c.id == batch_id, batches.c.finalizer.is_(None))
+                .where(batches.c.status.in_(_STARTABLE))
+                .where(batches.c.stop_reason.is_(None))
+                .values(finalizer=token, finalizing_since=now)
+            )
+            return result.rowcount == 1
+
+    def complete(
+        self,
+        batch_id: str,
+        status: BatchStatus,
+        now: datetime,
+        *,
+        finalizer: str | None = None,
+        result: Any = None,
+        failure_reason: str | None = None,
+        finalizing_before: datetime | None = None,
+    ) -> bool:
+        """Move an active batch to its final ``status``, once (a conditional update).
+
+        With ``finalizer``, only the holder of that token may finish the batch;
+        with ``finalizing_before``, only a finaliser that started before then
+        (and so is presumed dead) is overruled.
+        """
+        statement = (
+            sa.update(batches)
+            .where(batches.c.id == batch_id, batches.c.status.in_(status_values(ACTIVE_STATUSES)))
+            .values(status=status, finished_at=now, failure_reason=failure_reason)
+        )
+        if finalizer is not None:
+            statement = statement.where(batches.c.finalizer == finalizer)
+        elif finalizing_before is not None:
+            statement = statement.where(batches.c.finalizing_since < finalizing_before)
+        else:
+            statement = statement.where(batches.c.finalizer.is_(None))
+        if result is not None:
+            statement = statement.values(result=result)
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None:
+                return False
+            expires_at = now + timedelta(days=batch["retention_days"])
+            return conn.execute(statement.values(expires_at=expires_at)).rowcount == 1
+
+    def delete_expired(self, now: datetime, limit: int = 100) -> list[str]:
+        """Delete finished batches past their retention, with their pages, items, errors
+        and result files."""
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(
+                sa.select(batches.c.id)
+                .where(batches.c.expires_at < now)
+                .where(batches.c.status.in_(status_values(FINAL_STATUSES)))
+                .order_by(batches.c.expires_at).limit(limit)
+            ).scalars())
+            for table in (items, item_errors, pages, result_files):
+                conn.execute(sa.delete(table).where(table.c.batch_id.in_(ids)))
+            conn.execute(sa.delete(batches).where(batches.c.id.in_(ids)))
+            return ids
+
+
+# -- helpers: each runs inside the caller's transaction, or builds a query ---------
+
+
+def _count_active_of(conn: sa.Connection, user: str) -> int:
+    """The user's active batches, counted under a lock on the user until the transaction ends.
+
+    So concurrent creates of one user cannot all see room for one more: on
+    PostgreSQL a transaction-scoped advisory lock on the user's name is taken
+    before counting; SQLite's write transactions (``BEGIN IMMEDIATE``) are
+    serialised anyway. Whoever counts next sees the batches committed before it.
+    """
+    if is_postgres(conn):
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(user))))
+    return int(conn.execute(
+        sa.select(sa.func.count()).select_from(batches)
+        .where(batches.c.create_user_id == user, batches.c.status.in_(_ACTIVE))
+    ).scalar_one())
+
+
+def _lock_key(user: str) -> int:
+    """A stable signed 64-bit advisory-lock key for the user (Python's hash() is salted)."""
+    digest = hashlib.sha256(b"batchq:active-batches:" + user.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _constraint_of(exc: sa.exc.IntegrityError) -> str | None:
+    """The name of the constraint or index ``exc`` broke, when the driver says."""
+    diag = getattr(exc.orig, "diag", None)  # psycopg2
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return str(name)
+    text = str(exc.orig)  # SQLite names the columns: "UNIQUE constraint failed: batches.type"
+    return ACTIVE_PROCESS_INDEX if "batches.type" in text else None
+
+
+def _system_users() -> sa.Select[Any]:
+    return sa.select(users.c.name).where(users.c.is_system.is_(True))
+
+
+def _system_wide() -> sa.ColumnElement[bool]:
+    """A batch without a tenant created by a system user or by batchq itself."""
+    return sa.and_(batches.c.tenant_id.is_(None),
+                   sa.or_(batches.c.create_user_id.is_(None),
+                          batches.c.create_user_id.in_(_system_users())))
+
+
+def scope_clause(scope: ReadScope) -> sa.ColumnElement[bool]:
+    """The WHERE clause of the batches ``scope`` covers."""
+    if scope.everything:
+        return sa.true()
+    reach: list[sa.ColumnElement[bool]] = [batches.c.create_user_id == scope.user]
+    if scope.tenant_batches:
+        same_tenant = (batches.c.tenant_id.is_(None) if scope.tenant_id is None
+                       else batches.c.tenant_id == scope.tenant_id)
+        reach += [same_tenant, _system_wide()]
+    return sa.or_(*reach)
+
+
+def filter_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of ``wanted``; tenantIdIn and withoutTenantId together mean either."""
+    clauses: list[sa.ColumnElement[bool]] = []
+    for column, value in ((batches.c.id, wanted.batch_id), (batches.c.type, wanted.type),
+                          (batches.c.status, wanted.status),
+                          (batches.c.suspended, wanted.suspended),
+                          (batches.c.create_user_id, wanted.created_by)):
+        if value is not None:
+            clauses.append(column == value)
+    tenants: list[sa.ColumnElement[bool]] = []
+    if wanted.tenant_ids is not None:
+        tenants.append(batches.c.tenant_id.in_(list(wanted.tenant_ids)))
+    if wanted.without_tenant:
+        tenants.append(batches.c.tenant_id.is_(None))
+    if tenants:
+        clauses.append(sa.or_(*tenants))
+    return clauses
+
+
+def list_query(scope: ReadScope, wanted: BatchFilter, order: BatchOrder,
+               window: Window) -> sa.Select[Any]:
+    """The query of ``BatchRepository.find`` (also for EXPLAIN in bench/api.py).
+
+    Without ``sort_by``, newest first; ties are broken by id, so paging is stable.
+    """
+    column = SORT_COLUMNS[order.sort_by] if order.sort_by else batches.c.created_at
+    descending = order.descending if order.sort_by else True
+    ordering = [column.desc() if descending else column.asc()]
+    if column is not batches.c.id:
+        ordering.append(batches.c.id.desc() if descending else batches.c.id.asc())
+    return (sa.select(*LIST_COLUMNS)
+            .where(scope_clause(scope), *filter_clauses(wanted))
+            .order_by(*ordering).offset(window.first_result).limit(window.max_results))
+
+

@@ -1,0 +1,43 @@
+"""The users table: a user's name, tenant, functions and the hash of its token."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from batchq.errors import UniqueViolation
+from batchq.storage.common import first_row
+from batchq.storage.tables import users
+
+
+class UserRepository:
+    """Users, found by name or by the hash of their token."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Insert a user; ``UniqueViolation`` when the name (or the token hash) is taken."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(users).values(**row))
+        except sa.exc.IntegrityError as exc:
+            raise UniqueViolation(f"A user named {row['name']!r} already exists",
+                                  "users.name") from exc
+
+    def any(self) -> bool:
+        """True once at least one user exists."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(users.c.name).limit(1)).first() is not None
+
+    def by_token_hash(self, token_hash: str) -> dict[str, Any] | None:
+        """The user whose token hashes to ``token_hash``, or None."""
+        with self.engine.connect() as conn:
+            return first_row(conn.execute(sa.select(users).where(users.c.token_hash == token_hash)))
+
+    def by_name(self, name: str) -> dict[str, Any] | None:
+        """The user called ``name``, or None."""
+        with self.engine.connect() as conn:
+            return first_row(conn.execute(sa.select(users).where(users.c.name == name)))
