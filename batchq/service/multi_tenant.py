@@ -3,8 +3,8 @@
 Each batch is created as if the caller had posted it with that ``tenantId``,
 so every per-tenant rule applies per tenant: a tenant the caller may not
 create batches for (``Forbidden``), or the caller's quota of active batches
-running out (``QuotaExceeded``), is that tenant's problem and the others still get their batch. What is
-wrong with the request itself (its type, params, options or items, the same
+running out (``QuotaExceeded``), is that tenant's problem and the others still
+get their batch. What is wrong with the request itself (its type, params, options or items, the same
 for every tenant) refuses the whole request before any batch exists.
 """
 

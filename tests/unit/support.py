@@ -100,7 +100,8 @@ def die_while_running(rt: Runtime, batch_id: str, page_no: int,
     Its lease is already over, as it would be some seconds after a kill -9.
     """
     now = utcnow()
-    claim = rt.storage.pages.claim_queued(batch_id, page_no, worker, now, now - timedelta(seconds=1))
+    claim = rt.storage.pages.claim_queued(batch_id, page_no, worker, now,
+                                          now - timedelta(seconds=1))
     assert claim is not None, f"page {page_no} of batch {batch_id} was not queued"
     return claim
 

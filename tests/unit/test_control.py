@@ -147,7 +147,8 @@ def test_a_suspended_batch_starts_no_page_until_resumed(rt: Runtime, new_type: N
     assert len(dispatcher_of(rt).executes) == sent
     assert calls.runs == []
     assert status_of(rt, batch_id) == BatchStatus.WAITING
-    assert batch_view(control.batch_details(rt, batch_id))["progress_description"].startswith("Suspended")
+    shown = batch_view(control.batch_details(rt, batch_id))
+    assert shown["progress_description"].startswith("Suspended")
 
     assert control.set_suspended(rt, batch_id, False)["suspended"] is False
     batch = run_to_end(rt, batch_id)

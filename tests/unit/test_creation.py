@@ -313,8 +313,9 @@ def test_options_come_from_the_request_then_the_type_then_the_settings(
     code, _calls = new_type(page_size=7, failure_threshold=None)
     from_type = rt.storage.batches.get(create(rt, code, ok_items(1)))
     from_settings = rt.storage.batches.get(create(rt, "echo", ok_items(1)))
-    from_request = rt.storage.batches.get(create(rt, code, ok_items(1), page_size=3, jobs_per_seed=2,
-                                             failure_threshold=0.9, retention_days=1))
+    from_request = rt.storage.batches.get(create(rt, code, ok_items(1), page_size=3,
+                                                 jobs_per_seed=2, failure_threshold=0.9,
+                                                 retention_days=1))
     assert from_type is not None and from_settings is not None and from_request is not None
     assert (from_type["page_size"], from_type["jobs_per_seed"],
             from_type["failure_threshold"], from_type["retention_days"]) == (7, 9, None, 4)

@@ -158,7 +158,8 @@ def test_a_finaliser_that_died_is_overruled_after_the_post_batch_timeout(
     code, _calls = new_type(post_batch=step)
     batch_id = create(rt, code, ok_items(2))
     run_all_pages(rt, batch_id)
-    assert rt.storage.batches.claim_finalizer(batch_id, "dead-monitor", utcnow() - timedelta(seconds=30))
+    started = utcnow() - timedelta(seconds=30)
+    assert rt.storage.batches.claim_finalizer(batch_id, "dead-monitor", started)
     assert finalize_if_done(rt, batch_id) is None  # it may still be running
     with rt.storage.engine.begin() as conn:
         conn.execute(sa.update(batches).where(batches.c.id == batch_id)
