@@ -20,5 +20,5 @@ blp = Blueprint("metrics", __name__, description="Monitoring")
 def metrics() -> Response:
     """Gauges for Prometheus: batches by status, active items, jobs in flight, busy workers"""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BatchqCollector(runtime().storage.metrics))
+    registry.register(BatchqCollector(runtime().storage.metrics.totals))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -114,6 +114,10 @@ class StorageUnavailable(BatchqError):
     """The database cannot be reached (down, restarting, or out of connections); retry later."""
 
 
+class Unstorable(BatchqError):
+    """The database refused to store a value (too large for its column, or malformed)."""
+
+
 class UniqueViolation(BatchqError):
     """A row would repeat a unique value; ``constraint`` names the rule it broke."""
 

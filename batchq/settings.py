@@ -13,7 +13,7 @@ from batchq.errors import ConfigurationError
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything batchq can be configured with; see README "Settings"."""
+    """Everything batchq can be configured with; see docs/operations.md "Settings"."""
 
     data_dir: Path = Path("batchq-data")
     database_url: str = ""

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from batchq import ItemContext, SourceChunk, batch_type
 from batchq.batch_types.builtin import echo
-from batchq.batch_types.context import ItemContext, SourceChunk
-from batchq.batch_types.registry import batch_type
 
 
 def _five_items(params: Mapping[str, Any], cursor: Any, limit: int) -> SourceChunk:

@@ -8,10 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from batchq import (
+    BatchSummary,
+    ItemContext,
+    PostBatchResult,
+    ResultFile,
+    SourceChunk,
+    batch_type,
+)
 from batchq.batch_types.builtin import echo
-from batchq.batch_types.context import BatchSummary, ItemContext, SourceChunk
-from batchq.batch_types.registry import batch_type
-from batchq.domain.results import PostBatchResult, ResultFile
 
 
 def _append_marker(summary: BatchSummary) -> dict[str, Any]:

@@ -7,23 +7,23 @@ would need summing across gunicorn workers and celery nodes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from batchq.domain.statuses import BatchStatus
-from batchq.storage.metrics import MetricsRepository, ServiceTotals
+from batchq.domain.totals import ServiceTotals
 
 
 class BatchqCollector(Collector):
     """Gauges of batches, items, pages and workers, computed on each scrape."""
 
-    def __init__(self, metrics: MetricsRepository) -> None:
-        self.metrics = metrics
+    def __init__(self, read_totals: Callable[[], ServiceTotals]) -> None:
+        self.read_totals = read_totals
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        totals = self.metrics.totals()
+        totals = self.read_totals()
         yield _batches_by_status(totals)
         yield GaugeMetricFamily("batchq_active_batches", "Batches that can still make progress",
                                 value=totals.active_batches)

@@ -76,7 +76,7 @@ class RateLimiter(ABC):
 class RedisRateLimiter(RateLimiter):
     """Slots in Redis, reserved by one Lua script: shared by every machine using that Redis."""
 
-    def __init__(self, client: redis.Redis, sleep: Sleep = time.sleep) -> None:
+    def __init__(self, client: redis.Redis[bytes], sleep: Sleep = time.sleep) -> None:
         super().__init__(sleep)
         self._reserve = client.register_script(_RESERVE_LUA)
 

@@ -212,7 +212,7 @@ class RetryPolicy:
         """
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
-        ceiling = min(self.max_delay, self.first_delay * 2 ** retry)
+        ceiling = min(self.max_delay, self.first_delay * 2.0 ** retry)
         return ceiling / 2 + rng() * ceiling / 2
 
 

@@ -43,7 +43,8 @@ class BatchType:
     can_cancel: bool = True
     stage_of: Callable[[Any], int] | None = None
     post_batch: PostBatchStep | None = None
-    #: Finds the type's own items, read by the seed chunk by chunk (README "Sources").
+    #: Finds the type's own items, read by the seed chunk by chunk (docs/batch-types.md,
+    #: "Sources, batch processes and schedules").
     source: Source | None = None
     #: A 5-field cron expression (UTC): celery beat starts a run of the type on it.
     schedule: str | None = None

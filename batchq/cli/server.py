@@ -19,7 +19,7 @@ from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
 from batchq.service.users import NewUser, create_user, parse_functions
 from batchq.settings import Settings
-from batchq.storage.engine import create_engine
+from batchq.storage.engine import create_engine, safe_url
 from batchq.storage.migrate import upgrade
 from batchq.storage.users import UserRepository
 
@@ -32,7 +32,7 @@ def migrate() -> None:
     """Create or upgrade the database schema."""
     settings = _settings()
     upgrade(settings.database_url)
-    click.echo(f"Database is up to date: {_safe_url(settings.database_url)}")
+    click.echo(f"Database is up to date: {safe_url(settings.database_url)}")
 
 
 @click.command()
@@ -157,13 +157,6 @@ def _settings() -> Settings:
         return Settings.from_env()
     except BatchqError as exc:
         raise click.ClickException(exc.message) from exc
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password, for printing."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 #: The server commands, in the order ``batchq --help`` lists them.

@@ -40,8 +40,8 @@ class Segment:
 
 def count_items(batch: Mapping[str, Any], status: ItemStatus | None) -> int:
     """How many items of ``batch`` have ``status`` (None: all), from its counters."""
-    total, processed, failed = (batch["total_items"], batch["processed_items"],
-                                batch["failed_items"])
+    total, processed, failed = (int(batch["total_items"]), int(batch["processed_items"]),
+                                int(batch["failed_items"]))
     return {None: total, ItemStatus.FAILED: failed, ItemStatus.SUCCEEDED: processed - failed,
             ItemStatus.UNPROCESSED: total - processed}[status]
 

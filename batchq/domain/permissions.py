@@ -1,4 +1,4 @@
-"""Who may read, change and create which batch: DESIGN.md's permission table, with no I/O.
+"""Who may read, change and create which batch: docs/design.md's permission table, with no I/O.
 
 | action | own batches | own tenant | other tenants |
 |---|---|---|---|
@@ -6,7 +6,7 @@
 | change, cancel | ADMIN_BACKEND_SERVICES | + ADMIN_BATCHES |
 |  |  |  | + ADMIN_BATCHES + ADMIN_EDIT_ALL_ORGANISATIONS |
 
-Interpretations (README "Permissions"):
+Interpretations (docs/integrator-guide.md "Users, tokens and permissions"):
 - A user without a tenant belongs to the "no tenant" group: batches without a
   tenant are its own tenant's.
 - A batch without a tenant that a system user (or batchq itself: no creator)

@@ -1,4 +1,5 @@
-"""How far along a batch is, read off its row alone: no query, no item scan (invariant 6)."""
+"""How far along a batch is, read off its row alone: no query, no item scan
+(docs/design.md, invariant 6)."""
 
 from __future__ import annotations
 

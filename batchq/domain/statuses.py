@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class BatchStatus(StrEnum):
-    """The statuses of DESIGN.md "Lifecycle"; ``suspended`` is a separate flag."""
+    """The statuses of docs/design.md "Lifecycle"; ``suspended`` is a separate flag."""
 
     WAITING = "Waiting"
     PROCESSING = "Processing"

@@ -13,14 +13,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from batchq.batch_types.context import BatchSummary
 from batchq.domain.results import ResultFile, result_file_problem, split_post_batch_return
 from batchq.domain.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
 from batchq.domain.storable import json_problem
 from batchq.engine.seeding import queue_more_pages
-from batchq.errors import BatchqError
+from batchq.errors import BatchqError, StorageUnavailable, Unstorable
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
 from batchq.storage.pages import ItemFailure, PageOutcome
@@ -173,9 +171,9 @@ def _store_result_file(rt: Runtime, batch_id: str, file: ResultFile) -> str | No
     """Store the file before the batch finishes, so a finished batch shows it; or say why not."""
     try:
         rt.storage.result_files.save(batch_id, file, utcnow())
-    except sa.exc.SQLAlchemyError as exc:
-        log.warning("Could not store the result file of batch %s: %s", batch_id, exc)
-        return f"The post-batch step's result file could not be stored: {type(exc).__name__}"
+    except (Unstorable, StorageUnavailable) as exc:
+        log.warning("Could not store the result file of batch %s: %s", batch_id, exc.__cause__)
+        return f"The post-batch step's result file could not be stored: {exc.message}"
     return None
 
 

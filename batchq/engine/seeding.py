@@ -3,7 +3,7 @@
 Pages are arithmetic over the batch's per-stage item counts
 (``batchq.domain.paging``), so the seed never reads an item. Each batch keeps at
 most ``max_queued_jobs`` pages queued in the broker, so the pages of all active
-batches interleave (invariant 8).
+batches interleave (docs/design.md, invariant 8).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A batch's items and item errors, in input order, a window at a time.
 
-Totals come from the batch row's counters (exact by invariant 1), so no list
+Totals come from the batch row's counters (exact by docs/design.md's invariant 1), so no list
 counts its rows; see ``batchq.storage.items`` for how a status filter reads.
 """
 

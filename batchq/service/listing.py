@@ -3,7 +3,7 @@
 Every list carries the caller's read scope (``batchq.domain.permissions.read_scope``)
 into its query, so an answer never holds a batch the caller may not read; one
 batch outside the caller's reach is ``BatchNotFound``, as if it did not exist
-(invariant 9).
+(docs/design.md, invariant 9).
 """
 
 from __future__ import annotations

@@ -124,6 +124,11 @@ def _sqlite_engine(database_url: str, **kwargs: Any) -> sa.Engine:
     return engine
 
 
+def safe_url(database_url: str) -> str:
+    """The database URL without its password, for printing."""
+    return sa.engine.make_url(database_url).render_as_string(hide_password=True)
+
+
 def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
     """True when the engine or connection talks to PostgreSQL."""
     return engine.dialect.name == "postgresql"

@@ -91,7 +91,7 @@ class ItemRepository:
 
     def list_errors(self, batch_id: str, window: Window) -> list[Row]:
         """The batch's item errors in input order: seq, key, message, failed_at."""
-        query = _paged(
+        query = _windowed(
             sa.select(item_errors.c.seq, item_errors.c.key, item_errors.c.message,
                       item_errors.c.failed_at)
             .where(item_errors.c.batch_id == batch_id)
@@ -186,7 +186,7 @@ def done_segments(conn: sa.Connection, batch_id: str) -> list[Segment]:
 
 
 def _failed_items(conn: sa.Connection, batch_id: str, window: Window) -> list[dict[str, Any]]:
-    query = _paged(
+    query = _windowed(
         sa.select(item_errors.c.seq, item_errors.c.key, item_errors.c.stage, items.c.payload,
                   item_errors.c.message)
         .join(items, _same_item(items, item_errors))
@@ -197,7 +197,7 @@ def _failed_items(conn: sa.Connection, batch_id: str, window: Window) -> list[di
 
 def _all_items(conn: sa.Connection, batch_id: str, done: Sequence[Segment],
                window: Window) -> list[dict[str, Any]]:
-    query = _paged(_items_with_errors(batch_id).order_by(items.c.seq), window)
+    query = _windowed(_items_with_errors(batch_id).order_by(items.c.seq), window)
     processed = SegmentLookup(done)
     listed = []
     for row in rows(conn.execute(query)):
@@ -220,7 +220,7 @@ def _items_in(conn: sa.Connection, batch_id: str, segments: Sequence[Segment],
                                                *_seq_bounds(conn, batch_id, segments))
     if status is ItemStatus.SUCCEEDED:
         query = query.where(item_errors.c.pos.is_(None))
-    query = _paged(query.order_by(items.c.seq), window)
+    query = _windowed(query.order_by(items.c.seq), window)
     return [_item(row, status) for row in rows(conn.execute(query))]
 
 
@@ -275,7 +275,7 @@ def _seq_at(conn: sa.Connection, batch_id: str, positions: list[tuple[int, int]]
     return None if found is None else int(found)
 
 
-def _paged(query: sa.Select[Any], window: Window) -> sa.Select[Any]:
+def _windowed(query: sa.Select[Any], window: Window) -> sa.Select[Any]:
     return query.offset(window.first_result).limit(window.max_results)
 
 

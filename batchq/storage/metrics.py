@@ -6,30 +6,16 @@ batches only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from batchq.domain.statuses import ACTIVE_STATUSES, IN_FLIGHT_PAGES, PageStatus
+from batchq.domain.totals import ServiceTotals
 from batchq.storage.common import status_values
 from batchq.storage.tables import batches, pages
 
 _ACTIVE = status_values(ACTIVE_STATUSES)
-
-
-@dataclass(frozen=True)
-class ServiceTotals:
-    """What every API process and worker sees alike, from the database."""
-
-    batches_by_status: dict[str, int]
-    active_batches: int
-    suspended_batches: int
-    #: Items of active batches: all, processed, failed.
-    active_items: dict[str, int]
-    #: Pages in flight, by state: queued, running.
-    pages_in_flight: dict[str, int]
-    busy_workers: set[str] = field(default_factory=set)
 
 
 class MetricsRepository:

@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from batchq.domain.results import ResultFile
+from batchq.errors import Unstorable
 from batchq.storage.tables import result_files
 
 
@@ -28,11 +29,15 @@ class ResultFileRepository:
 
     def save(self, batch_id: str, file: ResultFile, now: datetime) -> None:
         """Store the batch's result file, replacing one a dead finaliser may have left."""
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(result_files).where(result_files.c.batch_id == batch_id))
-            conn.execute(sa.insert(result_files).values(
-                batch_id=batch_id, filename=file.filename, media_type=file.media_type,
-                content=bytes(file.content), created_at=now))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(result_files).where(result_files.c.batch_id == batch_id))
+                conn.execute(sa.insert(result_files).values(
+                    batch_id=batch_id, filename=file.filename, media_type=file.media_type,
+                    content=bytes(file.content), created_at=now))
+        except sa.exc.DBAPIError as exc:
+            refusal = type(exc.orig).__name__
+            raise Unstorable(f"the database refused it ({refusal})") from exc
 
     def get(self, batch_id: str) -> ResultFile | None:
         """The batch's result file with its content, or None."""

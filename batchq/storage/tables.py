@@ -60,7 +60,7 @@ batches = sa.Table(
     # Reads in a row at which the source raised; reset by a chunk stored (batchq.engine.sources).
     sa.Column("source_failures", sa.Integer, nullable=False, default=0,
               server_default=sa.text("0")),
-    # Started from the batch-process registry or a schedule (seed 001), not posted.
+    # Started from the batch-process registry or a schedule (the batch-process API), not posted.
     sa.Column("process_run", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),
     sa.Index(None, "status"),

@@ -1,6 +1,6 @@
 """Stage order under two worker processes, proven from the pages' recorded timestamps.
 
-Rule (DESIGN.md "Lifecycle", stages): no page of stage n+1 starts before every
+Rule (docs/design.md "Lifecycle", stages): no page of stage n+1 starts before every
 page of stage n is done, so for each pair of consecutive stages the last
 ``finished_at`` of the earlier one is at most the first ``started_at`` of the
 later one.

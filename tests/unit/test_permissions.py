@@ -1,4 +1,4 @@
-"""DESIGN.md's permission table on every /batches endpoint, for every role and every batch.
+"""docs/design.md's permission table on every /batches endpoint, for every role and every batch.
 
 The result file's download shares the read check (``queries.check_access``) and is
 covered in test_results.py.

@@ -1,4 +1,4 @@
-"""Results of a batch (seed 004): the post-batch step's result and result file."""
+"""Results of a batch (the CRM BatchTask API): the post-batch step's result and result file."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from batchq.batch_types.context import BatchSummary
 from batchq.domain.results import PostBatchResult, ResultFile
 from batchq.domain.statuses import BatchStatus
 from batchq.engine.cleanup import delete_expired_batches
+from batchq.errors import Unstorable
 from batchq.runtime import Runtime
 from batchq.storage import items as item_storage
 from batchq.storage.common import utcnow
@@ -119,7 +120,7 @@ def test_a_failing_store_of_the_result_file_gives_post_batch_failed(
     rt: Runtime, new_type: NewType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def disk_full(*args: Any) -> None:
-        raise sa.exc.OperationalError("INSERT INTO result_files", {}, Exception("disk full"))
+        raise Unstorable("the database refused it (DiskFull)")
 
     monkeypatch.setattr(rt.storage.result_files, "save", disk_full)
     code, _ = new_type(post_batch=failed_keys_report)
@@ -127,7 +128,8 @@ def test_a_failing_store_of_the_result_file_gives_post_batch_failed(
     assert batch is not None
     assert batch["status"] == BatchStatus.POST_BATCH_FAILED
     assert batch["failure_reason"] == (
-        "The post-batch step's result file could not be stored: OperationalError")
+        "The post-batch step's result file could not be stored: the database refused it "
+        "(DiskFull)")
     assert batch["result"] is None
 
 

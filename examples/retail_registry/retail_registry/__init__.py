@@ -1,6 +1,8 @@
-"""An example batchq user package: the seed 003 retail registry, imported in stage order.
+"""An example batchq user package: a retail registry imported in stage order.
 
-Importing ``retail_registry.types`` registers the batch type
-``retail-registry-import``; batchq does that through the ``batchq.batch_types.registry``
-entry point of this package (or ``BATCHQ_TYPES=retail_registry.types``).
+The entities and their execution order are those of the registry batch API.
+
+``retail_registry.types`` declares the batch type ``retail-registry-import``;
+batchq registers it through this package's ``batchq.types`` entry point (or
+``BATCHQ_TYPES=retail_registry.types``).
 """

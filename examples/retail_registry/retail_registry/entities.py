@@ -1,4 +1,4 @@
-"""The registry's entities, their references and their execution order (seed 003)."""
+"""The registry's entities, their references and their execution order (the registry batch API)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-#: Seed 003's "batch execution order - customer domain": a kind's stage is its index.
+#: The registry batch API's "batch execution order - customer domain": a kind's stage is its index.
 KINDS = ("Block", "Chain", "Wholesaler", "Customer")
 
 #: The references each kind may carry: payload field -> referenced kind.

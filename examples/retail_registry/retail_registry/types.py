@@ -12,8 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.batch_types.context import BatchSummary, ItemContext, ItemFailed
-from batchq.batch_types.registry import batch_type
+from batchq import BatchSummary, ItemContext, ItemFailed, batch_type
 from retail_registry import storage
 from retail_registry.entities import Entity, references, stage_of
 
@@ -27,7 +26,7 @@ def summarise(summary: BatchSummary) -> dict[str, Any]:
 @batch_type(
     "retail-registry-import",
     name="Retail registry import",
-    description="Upserts blocks, chains, wholesalers and customers (seed 003), in that order.",
+    description="Upserts blocks, chains, wholesalers and customers, in that order.",
     item_schema=Entity(),
     stage_of=stage_of,
     page_size=100,
