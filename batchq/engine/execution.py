@@ -15,13 +15,13 @@ from datetime import timedelta
 
 from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote
 from batchq.batch_types.registry import BatchType
+from batchq.domain.page_runs import ClaimRequest, ItemFailure, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
 from batchq.engine.heartbeat import LeaseHeartbeat
 from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchqError
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
-from batchq.storage.pages import ClaimRequest, ItemFailure, PageClaim, PageOutcome
 
 log = logging.getLogger(__name__)
 

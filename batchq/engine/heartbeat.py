@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
 
+from batchq.domain.page_runs import PageClaim
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
-from batchq.storage.pages import PageClaim
 
 log = logging.getLogger(__name__)
 

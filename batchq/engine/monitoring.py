@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from batchq.batch_types.context import BatchSummary
+from batchq.domain.page_runs import ItemFailure, PageOutcome
 from batchq.domain.results import ResultFile, result_file_problem, split_post_batch_return
 from batchq.domain.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
 from batchq.domain.storable import json_problem
@@ -21,7 +22,6 @@ from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchqError, StorageUnavailable, Unstorable
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
-from batchq.storage.pages import ItemFailure, PageOutcome
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,14 @@ visibly starts: no page starts after a cancel or suspend committed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from batchq.domain.lifecycle import batch_threshold_reached, cancellable, runnable
+from batchq.domain.page_runs import ClaimRequest, FinishResult, PageClaim, PageOutcome
 from batchq.domain.paging import page_specs
 from batchq.domain.progress import WorkQueueStatus
 from batchq.domain.statuses import (
@@ -44,66 +45,6 @@ from batchq.storage.common import (
     unqueue_pages,
 )
 from batchq.storage.tables import batches, item_errors, items, pages
-
-
-@dataclass(frozen=True)
-class PageClaim:
-    """A page a worker holds under a lease, with what it needs to run it."""
-
-    batch_id: str
-    page_no: int
-    stage: int
-    first_pos: int
-    item_count: int
-    attempt: int
-    type: str
-    params: Mapping[str, Any]
-    staged: bool = False
-    items: Sequence[Row] = ()
-
-
-@dataclass(frozen=True)
-class ClaimRequest:
-    """Claim up to ``max_pages`` further pages of the batch ``like`` belongs to."""
-
-    worker: str
-    lease_until: datetime
-    max_pages: int
-    like: PageClaim
-
-
-@dataclass(frozen=True)
-class ItemFailure:
-    """One failed item of a page."""
-
-    stage: int
-    pos: int
-    seq: int
-    key: str
-    message: str
-
-
-@dataclass(frozen=True)
-class PageOutcome:
-    """The result of running one page: how many succeeded and which failed."""
-
-    batch_id: str
-    page_no: int
-    succeeded: int
-    failures: Sequence[ItemFailure] = ()
-    #: What the page's handler last passed to ``ItemContext.set_progress``, if anything.
-    progress_description: str | None = None
-
-
-@dataclass
-class FinishResult:
-    """What committing pages changed."""
-
-    counted: bool
-    needs_monitor: bool = False
-    next_claims: list[PageClaim] = field(default_factory=list)
-    #: The seed has not created every page yet (known when the batch row was read).
-    unseeded: bool = False
 
 
 class PageRepository:
@@ -273,10 +214,6 @@ class PageRepository:
                 return None
             claim = _claim(batch, claimed)
             return _with_items(conn, [claim])[0]
-
-    def renew_lease(self, claim: PageClaim, worker: str, lease_until: datetime) -> bool:
-        """Extend the lease of a page this worker still runs."""
-        return self.renew_leases([claim], worker, lease_until) == 1
 
     def renew_leases(self, claims: Sequence[PageClaim], worker: str,
                      lease_until: datetime) -> int:

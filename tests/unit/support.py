@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from batchq.domain.page_runs import PageClaim
 from batchq.domain.statuses import FINAL_STATUSES
 from batchq.engine.execution import run_job, run_page
 from batchq.engine.monitoring import monitor_batch
@@ -24,7 +25,6 @@ from batchq.runtime import Runtime
 from batchq.service.creation import NewBatch, create_batch
 from batchq.service.users import NewUser, create_user
 from batchq.storage.common import Row, utcnow
-from batchq.storage.pages import PageClaim
 
 
 class FakeDispatcher:
