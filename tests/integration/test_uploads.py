@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from api import create_app
+from batchq.domain import items as item_rules
 from batchq.errors import InvalidBatch, TooManyItems
 from batchq.runtime import Runtime, build_runtime
-from batchq.service import creation
 from batchq.settings import Settings
 from batchq.storage.tables import batches, items
 from tests.integration.harness import Cluster
@@ -37,7 +37,7 @@ def stored_rows(rt: Runtime) -> tuple[int, int]:
 def test_repeated_keys_are_found_by_postgresql_across_copy_chunks(
     pg_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(creation, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(item_rules, "CHUNK_SIZE", 3)
     raw = [{"key": f"k{n % 5}", "payload": n} for n in range(8)]
     with pytest.raises(InvalidBatch) as refused:
         create(pg_runtime, "echo", raw)
@@ -50,7 +50,7 @@ def test_repeated_keys_are_found_by_postgresql_across_copy_chunks(
 def test_a_batch_without_repeated_keys_is_stored_whole_by_one_copy(
     pg_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(creation, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(item_rules, "CHUNK_SIZE", 3)
     raw: list[Any] = [{"key": 'quote " comma , newline \n back \\ slash', "payload": {"a": "\"'"}},
                       {"big": 2**70, "text": "caf\u00e9 \u2603", 1: None}, *range(2, 10)]
     create(pg_runtime, "echo", raw)
@@ -69,7 +69,7 @@ def test_a_batch_without_repeated_keys_is_stored_whole_by_one_copy(
 def test_an_upload_refused_in_the_middle_of_the_copy_stores_nothing(
     pg_runtime: Runtime, monkeypatch: pytest.MonkeyPatch, body: bytes, status: int
 ) -> None:
-    monkeypatch.setattr(creation, "CHUNK_SIZE", 4)  # some chunks were sent to COPY already
+    monkeypatch.setattr(item_rules, "CHUNK_SIZE", 4)  # some chunks were sent to COPY already
     client = authenticated_client(create_app(runtime=pg_runtime))
     response = client.post("/batches?type=echo", data=body, content_type="application/x-ndjson")
     assert response.status_code == status, response.get_data(as_text=True)
