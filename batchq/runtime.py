@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from batchq.adapters.egress import shared_egress
 from batchq.batch_types.loading import load_types
 from batchq.batch_types.registry import Registry
 from batchq.settings import Settings
@@ -48,6 +49,10 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, dispatcher: Dispatcher, **engine_options: Any) -> Runtime:
-    """Connect to the database (lazily: no connection is opened here) and load batch types."""
+    """Connect to the database (lazily: no connection is opened here) and load batch types.
+
+    The process's batch types obey the egress rule of these settings (``BATCHQ_EGRESS_ALLOW``).
+    """
+    shared_egress.configure(settings)
     engine = create_engine(settings.database_url, **engine_options)
     return Runtime(settings, Storage(engine), load_types(settings.types), dispatcher)

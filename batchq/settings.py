@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -40,6 +41,21 @@ class Settings:
     monitor_interval_seconds: float = 5.0
     post_batch_timeout_seconds: float = 3600.0
     cleanup_interval_seconds: float = 86400.0
+    # Outbound requests (the http type, webhooks): networks allowed despite the egress rule.
+    egress_allow: tuple[str, ...] = ()
+    # Live progress streams (GET /batches/{id}/events), per API process.
+    sse_poll_seconds: float = 0.5
+    sse_heartbeat_seconds: float = 15.0
+    sse_idle_seconds: float = 120.0
+    sse_max_stream_seconds: float = 900.0
+    sse_max_streams: int = 100
+    sse_max_streams_per_user: int = 10
+    # Completion webhooks.
+    webhook_timeout_seconds: float = 15.0
+    webhook_max_attempts: int = 10
+    webhook_retry_first_seconds: float = 10.0
+    webhook_retry_max_seconds: float = 21600.0
+    webhook_secret_overlap_hours: float = 24.0
     # Processes.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -59,6 +75,24 @@ class Settings:
                                      "more, BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS positive")
         if self.failure_threshold is not None and not 0 < self.failure_threshold <= 1:
             raise ConfigurationError("BATCHQ_FAILURE_THRESHOLD must be in (0, 1] or 'none'")
+        self._check_push_settings()
+
+    def _check_push_settings(self) -> None:
+        """The egress allow-list, the live streams' and the webhooks' settings."""
+        for entry in self.egress_allow:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ConfigurationError(f"BATCHQ_EGRESS_ALLOW: {entry!r} is not an address or "
+                                         "network (write it like 10.0.0.0/8)") from exc
+        positive = ("sse_poll_seconds", "sse_heartbeat_seconds", "sse_idle_seconds",
+                    "sse_max_stream_seconds", "sse_max_streams", "sse_max_streams_per_user",
+                    "webhook_timeout_seconds", "webhook_max_attempts",
+                    "webhook_retry_first_seconds", "webhook_retry_max_seconds",
+                    "webhook_secret_overlap_hours")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"BATCHQ_{name.upper()} must be positive")
 
     @property
     def embedded(self) -> bool:

@@ -4,7 +4,9 @@ Transient failures (no answer, a timeout, 429, 5xx) are retried with exponential
 back-off and jitter, honouring ``Retry-After``; any other non-2xx answer fails
 the item with its status and the start of its body. An optional per-batch rate
 limit spaces the requests of all worker processes (``batchq.adapters.rate_limit``).
-Standard library HTTP only: ``urllib.request``, redirects not followed.
+Every connection obeys the egress rule (``batchq.adapters.egress``): an address
+it refuses fails the item at once. Standard library HTTP only: ``urllib.request``;
+redirects are followed only with ``follow_redirects`` (each one checked again).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
+from batchq.adapters.egress import EgressRefused, shared_egress
 from batchq.adapters.rate_limit import shared_limiter
 from batchq.batch_types.context import ItemContext, ItemFailed
 from batchq.batch_types.registry import batch_type
@@ -57,6 +60,7 @@ class HttpParams:
     max_retries: int = 3
     retry_delay: float = 0.5
     rate_limit: float | None = None
+    follow_redirects: bool = False
 
 
 def _header_value(value: str) -> None:
@@ -79,6 +83,9 @@ class HttpParamsSchema(Schema):
                                validate=validate.Range(min=0, max=MAX_RETRY_DELAY))
     rate_limit = fields.Float(load_default=None, allow_none=True,
                               validate=validate.Range(min=0, max=10_000, min_inclusive=False))
+    follow_redirects = fields.Bool(load_default=False, metadata={
+        "description": "Follow up to 5 redirects (a POST becomes a GET on 301-303); each "
+                       "new address is checked against the egress rule"})
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> HttpParams:
@@ -104,6 +111,8 @@ class Answer:
     status: int | None
     error: str = ""
     retry_after: float | None = None
+    #: The egress rule refused the address: sending again will not help.
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -112,17 +121,9 @@ class Answer:
     @property
     def transient(self) -> bool:
         """Worth retrying: no answer, too many requests, or a server error."""
+        if self.refused:
+            return False
         return self.status is None or self.status == 429 or self.status >= 500
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A 3xx is an answer like any other: following it would turn a POST into a GET."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def build_request(params: HttpParams, payload: Any) -> urllib.request.Request:
@@ -136,15 +137,21 @@ def build_request(params: HttpParams, payload: Any) -> urllib.request.Request:
     return urllib.request.Request(params.url, data=data, headers=headers, method=params.method)
 
 
-def send_once(request: urllib.request.Request, timeout: float) -> Answer:
-    """Send ``request`` once; every outcome, failures included, is an ``Answer``."""
+def send_once(request: urllib.request.Request, timeout: float,
+              follow_redirects: bool = False) -> Answer:
+    """Send ``request`` once, under the egress rule; every outcome is an ``Answer``."""
+    opener = shared_egress.policy().opener(follow_redirects)
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return Answer(response.status)
     except urllib.error.HTTPError as exc:
         return _error_answer(exc)
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, EgressRefused):
+            return Answer(None, exc.reason.message, refused=True)
         return Answer(None, _no_answer(exc.reason, timeout))
+    except EgressRefused as exc:
+        return Answer(None, exc.message, refused=True)
     except (OSError, http.client.HTTPException) as exc:
         return Answer(None, _no_answer(exc, timeout))
 
@@ -256,8 +263,9 @@ def http_item(payload: Any, ctx: ItemContext) -> None:
     """Send one item; a lasting failure raises ``ItemFailed`` with the item's error."""
     params = load_params(ctx.params)
     policy = RetryPolicy(params.max_retries, params.retry_delay)
+    send = functools.partial(send_once, follow_redirects=params.follow_redirects)
     send_with_retries(build_request(params, payload), params.timeout, policy,
-                      _throttle(ctx.batch_id, params.rate_limit))
+                      _throttle(ctx.batch_id, params.rate_limit), send=send)
 
 
 def _throttle(batch_id: str, rate: float | None) -> Callable[[], Any] | None:

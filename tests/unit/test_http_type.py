@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.errors import status_code_of
+from batchq.adapters.egress import shared_egress
 from batchq.adapters.rate_limit import FileRateLimiter, reserve_slot, shared_limiter
 from batchq.batch_types.context import ItemContext, ItemFailed
 from batchq.batch_types.http import (
@@ -32,6 +33,7 @@ from batchq.batch_types.http import (
 from batchq.domain.statuses import BatchStatus
 from batchq.errors import InvalidBatch
 from batchq.runtime import Runtime
+from batchq.settings import Settings
 from tests.http_server import LocalServer, Reply, closed_port_url, running_server
 
 from .support import MakeRuntime, authenticated_client, create, dispatcher_of, run_to_end
@@ -41,6 +43,14 @@ from .support import MakeRuntime, authenticated_client, create, dispatcher_of, r
 def server() -> Iterator[LocalServer]:
     with running_server() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed() -> Iterator[None]:
+    """The local server listens on 127.0.0.1, which the egress rule refuses unless allowed."""
+    shared_egress.configure(Settings(egress_allow=("127.0.0.1/32",)))
+    yield
+    shared_egress.configure(None)
 
 
 def send_item(payload: Any, **params: Any) -> None:
