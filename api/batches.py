@@ -71,7 +71,7 @@ class Batches(MethodView):
         caller = current_caller()
         options = {name: body[name] for name in
                    ("description", "page_size", "jobs_per_seed",
-                    "failure_threshold", "retention_days") if name in body}
+                    "failure_threshold", "retention_days", "callback_url") if name in body}
         tenant = tenant_of_new_batch(caller, body.get("tenant_id"), "tenant_id" in body)
         request = NewBatch(type=body["type"], params=body["params"], tenant_id=tenant,
                            create_user_id=caller.name, **options)

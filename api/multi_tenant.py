@@ -13,7 +13,8 @@ from api.schemas.multi_tenant import MultiTenantCreateSchema, MultiTenantResultS
 from batchq.service.creation import NewBatch
 from batchq.service.multi_tenant import create_for_tenants
 
-_OPTIONS = ("description", "page_size", "jobs_per_seed", "failure_threshold", "retention_days")
+_OPTIONS = ("description", "page_size", "jobs_per_seed", "failure_threshold", "retention_days",
+            "callback_url")
 
 blp = Blueprint("multi-tenant", __name__, url_prefix="/batches",
                 description="One batch for each of several tenants")

@@ -25,6 +25,8 @@ class Dispatcher(Protocol):
 
     def send_monitor(self, batch_id: str) -> None: ...
 
+    def send_deliver(self, delivery_id: str) -> None: ...
+
 
 @dataclass
 class Runtime:
@@ -37,6 +39,8 @@ class Runtime:
 
     def send(self, kind: str, batch_id: str, *args: int) -> bool:
         """Send a message, logging instead of raising when the broker is unreachable.
+
+        ``batch_id`` is the message's first argument (a delivery's id for ``deliver``).
 
         Losing a message is survivable: the monitor re-sends what is missing.
         """

@@ -40,6 +40,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "batchq.monitor",
                 "schedule": timedelta(seconds=settings.monitor_interval_seconds),
             },
+            "send-due-webhooks": {
+                "task": "batchq.dispatch_deliveries",
+                "schedule": timedelta(seconds=settings.monitor_interval_seconds),
+            },
             "delete-expired-batches": {
                 "task": "batchq.cleanup",
                 "schedule": timedelta(seconds=settings.cleanup_interval_seconds),
@@ -118,6 +122,9 @@ class CeleryDispatcher:
 
     def send_monitor(self, batch_id: str) -> None:
         self.app.send_task("batchq.monitor", args=[batch_id], queue=QUEUE)
+
+    def send_deliver(self, delivery_id: str) -> None:
+        self.app.send_task("batchq.deliver", args=[delivery_id], queue=QUEUE)
 
 
 app = create_celery()

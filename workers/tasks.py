@@ -10,6 +10,8 @@ from typing import Any
 from celery.signals import worker_process_init
 
 from batchq.engine.cleanup import delete_expired
+from batchq.engine.deliveries import deliver as deliver_webhook
+from batchq.engine.deliveries import dispatch_due
 from batchq.engine.execution import run_job
 from batchq.engine.monitoring import monitor_all, monitor_batch
 from batchq.engine.seeding import seed_batch
@@ -83,3 +85,16 @@ def start_scheduled(code: str) -> str | None:
     """Start a run of a scheduled batch process; skipped while one is active."""
     run = start_scheduled_run(runtime(), code)
     return None if run is None else str(run["id"])
+
+
+@app.task(name="batchq.deliver", **_RETRY)
+def deliver(delivery_id: str) -> str | None:
+    """Make one attempt at a completion webhook; a failed one is retried by the sweep."""
+    status = deliver_webhook(runtime(), delivery_id)
+    return None if status is None else status.value
+
+
+@app.task(name="batchq.dispatch_deliveries", **_RETRY)
+def dispatch_deliveries() -> int:
+    """Send a deliver message for every webhook delivery that is due (beat, periodic)."""
+    return dispatch_due(runtime())

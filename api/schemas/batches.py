@@ -17,7 +17,7 @@ from marshmallow import (
 from api.schemas.common import CommaList, JsonBody, UtcDateTime, WorkQueueStatusSchema
 from batchq.domain.lists import MAX_RESULTS, SORT_KEYS
 from batchq.domain.statuses import BatchStatus
-from batchq.service.creation import MAX_RETENTION_DAYS
+from batchq.service.creation import MAX_CALLBACK_URL_CHARS, MAX_RETENTION_DAYS
 
 
 class ItemList(fields.Field):
@@ -53,6 +53,11 @@ class BatchCreateSchema(JsonBody):
         metadata={"description": "Abort when failed/processed reaches it; null disables"})
     retention_days = fields.Int(data_key="retentionDays",
                                 validate=validate.Range(min=1, max=MAX_RETENTION_DAYS))
+    callback_url = fields.Url(
+        data_key="callbackUrl", allow_none=True, schemes={"http", "https"}, require_tld=False,
+        validate=validate.Length(max=MAX_CALLBACK_URL_CHARS), metadata={
+            "description": "Where the signed completion webhooks go (default: the type's); "
+                           "null for none. Refused if the egress rule refuses its host"})
 
 
 class BatchPatchSchema(JsonBody):
@@ -91,6 +96,8 @@ class BatchSchema(Schema):
     page_size = fields.Int(data_key="pageSize")
     failure_threshold = fields.Float(data_key="failureThreshold", allow_none=True)
     retention_days = fields.Int(data_key="retentionDays")
+    callback_url = fields.Str(data_key="callbackUrl", allow_none=True, metadata={
+        "description": "Where the completion webhooks go; GET /batches/{id}/deliveries logs them"})
     progress = fields.Str(metadata={"description": '"7 out of 20" jobs'})
     progress_percent = fields.Float(data_key="progressPercent")
     progress_description = fields.Str(data_key="progressDescription", allow_none=True, metadata={

@@ -48,6 +48,8 @@ class BatchType:
     source: Source | None = None
     #: A 5-field cron expression (UTC): celery beat starts a run of the type on it.
     schedule: str | None = None
+    #: Where the completion webhooks of the type's batches go unless a batch names another.
+    callback_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.source is not None and self.stage_of is not None:

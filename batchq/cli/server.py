@@ -18,7 +18,9 @@ import click
 from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
 from batchq.service.users import NewUser, create_user, parse_functions
+from batchq.service.webhooks import current_secrets, rotate_secret
 from batchq.settings import Settings
+from batchq.storage.deliveries import WebhookSecretRepository
 from batchq.storage.engine import create_engine, safe_url
 from batchq.storage.migrate import upgrade
 from batchq.storage.users import UserRepository
@@ -99,6 +101,45 @@ def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: 
     click.echo(token)
 
 
+@click.group("webhook-secret")
+def webhook_secret() -> None:
+    """Show or rotate a tenant's webhook signing secret (whsec_...)."""
+
+
+_TENANT = click.option("--tenant", default=None,
+                       help="The tenant (default: batches without a tenant).")
+
+
+@webhook_secret.command("show")
+@_TENANT
+def webhook_secret_show(tenant: str | None) -> None:
+    """Print the secrets that sign the tenant's webhooks now, newest first (creating one)."""
+    settings = _settings()
+    engine = create_engine(settings.database_url)
+    try:
+        for secret in current_secrets(WebhookSecretRepository(engine), tenant):
+            click.echo(secret)
+    finally:
+        engine.dispose()
+
+
+@webhook_secret.command("rotate")
+@_TENANT
+def webhook_secret_rotate(tenant: str | None) -> None:
+    """Give the tenant a new secret and print it; the old one signs too for a while."""
+    settings = _settings()
+    engine = create_engine(settings.database_url)
+    try:
+        secret = rotate_secret(WebhookSecretRepository(engine), tenant,
+                               settings.webhook_secret_overlap_hours)
+    finally:
+        engine.dispose()
+    whose = f"tenant {tenant!r}" if tenant else "batches without a tenant"
+    click.echo(f"New signing secret of {whose}; the previous one also signs for the next "
+               f"{settings.webhook_secret_overlap_hours:g} hours:")
+    click.echo(secret)
+
+
 def process_commands(settings: Settings, concurrency: int, port: int) -> dict[str, list[str]]:
     """The command lines of the API, worker and beat processes (the Procfile's too)."""
     python = sys.executable
@@ -160,4 +201,4 @@ def _settings() -> Settings:
 
 
 #: The server commands, in the order ``batchq --help`` lists them.
-COMMANDS = (up, migrate, user)
+COMMANDS = (up, migrate, user, webhook_secret)

@@ -18,6 +18,7 @@ from batchq.domain.page_runs import ItemFailure, PageOutcome
 from batchq.domain.results import ResultFile, result_file_problem, split_post_batch_return
 from batchq.domain.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
 from batchq.domain.storable import json_problem
+from batchq.engine.deliveries import send_deliveries
 from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchqError, StorageUnavailable, Unstorable
 from batchq.runtime import Runtime
@@ -123,6 +124,7 @@ _STOPPED_STATUS = {
 def _complete(rt: Runtime, batch_id: str, status: BatchStatus, **fields: Any) -> BatchStatus | None:
     if rt.storage.batches.complete(batch_id, status, utcnow(), **fields):
         log.info("Batch %s finished: %s.", batch_id, status)
+        send_deliveries(rt, batch_id)  # its webhooks, recorded with the final status
         return status
     return None
 

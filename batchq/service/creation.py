@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from batchq.adapters.egress import EgressPolicy, EgressRefused
 from batchq.batch_types.registry import BatchType
 from batchq.domain.items import DuplicateKeys, ItemReader
 from batchq.domain.paging import count_pages
@@ -35,6 +37,8 @@ class NewBatch:
     jobs_per_seed: int | None = None
     failure_threshold: float | None = _UNSET
     retention_days: int | None = None
+    #: Where the completion webhooks go; unset: the type's default; None: no webhook.
+    callback_url: str | None = _UNSET
 
 
 def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> dict[str, Any]:
@@ -124,9 +128,35 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
         "suspended": False, "tenant_id": request.tenant_id,
         "create_user_id": request.create_user_id, "description": request.description,
         "params": params, **_options(rt, request, batch_type),
+        "callback_url": _callback_url(rt, request, batch_type),
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,
         "created_at": utcnow(),
     }
+
+
+#: The longest callbackUrl a batch may have.
+MAX_CALLBACK_URL_CHARS = 2000
+
+
+def _callback_url(rt: Runtime, request: NewBatch, batch_type: BatchType) -> str | None:
+    """The batch's webhook URL: the request's, else the type's; refused when the egress rule
+    refuses its host (docs/operations.md "Outbound requests")."""
+    given = request.callback_url is not _UNSET
+    url = request.callback_url if given else batch_type.callback_url
+    if url is None:
+        return None
+    source = "callbackUrl" if given else f"the callback URL of batch type {batch_type.code!r}"
+    check_text("callbackUrl", url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname \
+            or len(url) > MAX_CALLBACK_URL_CHARS:
+        raise InvalidBatch(f"{source} must be an http or https URL of at most "
+                           f"{MAX_CALLBACK_URL_CHARS} characters", {"field": "callbackUrl"})
+    try:
+        EgressPolicy.from_settings(rt.settings).check_url(url)
+    except EgressRefused as exc:
+        raise InvalidBatch(f"{source} is refused: {exc.message}", {"field": "callbackUrl"}) from exc
+    return url
 
 
 def _check_params(batch_type: BatchType, params: dict[str, Any]) -> None:

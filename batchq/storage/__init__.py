@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from batchq.errors import StorageUnavailable
 from batchq.storage.batches import BatchRepository
+from batchq.storage.deliveries import DeliveryRepository, WebhookSecretRepository
 from batchq.storage.idempotency import IdempotencyKeyRepository
 from batchq.storage.items import ItemRepository
 from batchq.storage.metrics import MetricsRepository
@@ -36,6 +37,8 @@ class Storage:
         self.users = UserRepository(engine)
         self.idempotency_keys = IdempotencyKeyRepository(engine)
         self.metrics = MetricsRepository(engine)
+        self.deliveries = DeliveryRepository(engine)
+        self.webhook_secrets = WebhookSecretRepository(engine)
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the database answers a query now."""

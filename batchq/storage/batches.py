@@ -24,6 +24,7 @@ from batchq.domain.permissions import Ownership, ReadScope
 from batchq.domain.statuses import ACTIVE_STATUSES, FINAL_STATUSES, BatchStatus, StopReason
 from batchq.errors import UniqueViolation
 from batchq.storage.common import Row, first_row, lock_batch, rows, status_values, unqueue_pages
+from batchq.storage.deliveries import delete_of_batches, record_completion
 from batchq.storage.engine import is_postgres
 from batchq.storage.items import duplicate_keys, insert_items
 from batchq.storage.tables import batches, item_errors, items, pages, result_files, users
@@ -213,7 +214,8 @@ class BatchRepository:
         failure_reason: str | None = None,
         finalizing_before: datetime | None = None,
     ) -> bool:
-        """Move an active batch to its final ``status``, once (a conditional update).
+        """Move an active batch to its final ``status``, once (a conditional update), and
+        record its completion webhooks in the same transaction.
 
         With ``finalizer``, only the holder of that token may finish the batch;
         with ``finalizing_before``, only a finaliser that started before then
@@ -237,11 +239,15 @@ class BatchRepository:
             if batch is None:
                 return False
             expires_at = now + timedelta(days=batch["retention_days"])
-            return conn.execute(statement.values(expires_at=expires_at)).rowcount == 1
+            if conn.execute(statement.values(expires_at=expires_at)).rowcount != 1:
+                return False
+            # The webhooks are due exactly when the final status commits: same transaction.
+            record_completion(conn, batch, status, now, failure_reason)
+            return True
 
     def delete_expired(self, now: datetime, limit: int = 100) -> list[str]:
-        """Delete finished batches past their retention, with their pages, items, errors
-        and result files."""
+        """Delete finished batches past their retention, with their pages, items, errors,
+        result files and webhook deliveries."""
         with self.engine.begin() as conn:
             ids = list(conn.execute(
                 sa.select(batches.c.id)
@@ -251,6 +257,7 @@ class BatchRepository:
             ).scalars())
             for table in (items, item_errors, pages, result_files):
                 conn.execute(sa.delete(table).where(table.c.batch_id.in_(ids)))
+            delete_of_batches(conn, ids)
             conn.execute(sa.delete(batches).where(batches.c.id.in_(ids)))
             return ids
 

@@ -63,6 +63,8 @@ batches = sa.Table(
     # Started from the batch-process registry or a schedule (the batch-process API), not posted.
     sa.Column("process_run", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),
+    # Where the completion webhooks go (docs/events-and-webhooks.md); None: no webhook.
+    sa.Column("callback_url", sa.Text),
     sa.Index(None, "status"),
     sa.Index(None, "expires_at"),
     # GET /batches: the read-permission filters and the sorts (batchq.service.listing).
@@ -162,4 +164,59 @@ idempotency_keys = sa.Table(
     sa.Column("batch_id", sa.String(36)),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Index(None, "created_at"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    # One completion webhook of one batch, written in the transaction that gave the batch its
+    # final status. The id is the webhook-id: the same on every attempt.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("batch_id", sa.String(36), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    # Whose secret signs it ("" for batches without a tenant).
+    sa.Column("tenant_key", sa.String(200), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    # The JSON sent: the same bytes on every attempt, since they are signed.
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime),
+    # When a deliver message was last sent; the sweep re-sends one that got lost.
+    sa.Column("dispatched_at", sa.DateTime),
+    # A worker sending it holds it until then; one that died lets it go.
+    sa.Column("claimed_until", sa.DateTime),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("finished_at", sa.DateTime),
+    # Exactly one delivery per event per batch, however many finalisers race.
+    sa.Index(None, "batch_id", "event", unique=True),
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    # The delivery log: every attempt, what the receiver answered, how long it took.
+    sa.Column("delivery_id", sa.String(64), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("batch_id", sa.String(36), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Index(None, "batch_id"),
+)
+
+webhook_secrets = sa.Table(
+    "webhook_secrets",
+    metadata,
+    # A tenant's signing secret (whsec_...); "" is the key of batches without a tenant.
+    sa.Column("tenant_key", sa.String(200), primary_key=True),
+    sa.Column("secret", sa.String(100), nullable=False),
+    # After a rotation, the previous secret signs too until previous_until.
+    sa.Column("previous_secret", sa.String(100)),
+    sa.Column("previous_until", sa.DateTime),
+    sa.Column("rotated_at", sa.DateTime, nullable=False),
 )

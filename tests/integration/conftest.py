@@ -15,7 +15,7 @@ from batchq.settings import Settings
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
 from tests.conftest import require
-from tests.integration.harness import FAST_RECOVERY, Cluster
+from tests.integration.harness import FAST_RECOVERY, LOCAL_RECEIVERS, Cluster
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 # Concurrent test runs on one machine each need their own Redis database.
@@ -81,7 +81,8 @@ def redis_url() -> str:
 def production_cluster(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     """batchq on PostgreSQL and Redis, with no process started yet."""
     settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url,
-                        broker_url=redis_url, **FAST_RECOVERY)  # type: ignore[arg-type]
+                        broker_url=redis_url, **FAST_RECOVERY,  # type: ignore[arg-type]
+                        **LOCAL_RECEIVERS)
     cluster = Cluster(settings, tmp_path)
     yield cluster
     cluster.stop()
@@ -90,7 +91,8 @@ def production_cluster(postgres_url: str, redis_url: str, tmp_path: Path) -> Ite
 @pytest.fixture
 def embedded_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """batchq on the embedded default: SQLite and the filesystem broker in a data folder."""
-    settings = Settings(data_dir=tmp_path / "data", **FAST_RECOVERY)  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path / "data", **FAST_RECOVERY,  # type: ignore[arg-type]
+                        **LOCAL_RECEIVERS)
     upgrade(settings.database_url)
     cluster = Cluster(settings, tmp_path)
     yield cluster

@@ -39,6 +39,8 @@ FAST_RECOVERY = {
     "execute_slice_seconds": 0.3,
     "types": ("tests.support_types",),
 }
+#: The tests' HTTP receivers listen on 127.0.0.1, which the egress rule refuses unless allowed.
+LOCAL_RECEIVERS = {"egress_allow": ("127.0.0.1/32",)}
 
 
 @dataclass
