@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from batchq.domain.page_runs import PageClaim
 from batchq.domain.statuses import FINAL_STATUSES
+from batchq.engine.deliveries import deliver as deliver_webhook
 from batchq.engine.execution import run_job, run_page
 from batchq.engine.monitoring import monitor_batch
 from batchq.engine.seeding import seed_batch
@@ -34,6 +35,7 @@ class FakeDispatcher:
         self.seeds: list[str] = []
         self.executes: list[tuple[str, int]] = []
         self.monitors: list[str] = []
+        self.delivers: list[str] = []
         self.outbox: deque[tuple[str, tuple[Any, ...]]] = deque()
 
     def send_seed(self, batch_id: str) -> None:
@@ -47,6 +49,10 @@ class FakeDispatcher:
     def send_monitor(self, batch_id: str) -> None:
         self.monitors.append(batch_id)
         self.outbox.append(("monitor", (batch_id,)))
+
+    def send_deliver(self, delivery_id: str) -> None:
+        self.delivers.append(delivery_id)
+        self.outbox.append(("deliver", (delivery_id,)))
 
     def lose_all_messages(self) -> None:
         """What a broker restarting empty does."""
@@ -65,6 +71,9 @@ class BrokenDispatcher(FakeDispatcher):
     def send_monitor(self, batch_id: str) -> None:
         raise ConnectionError("broker down")
 
+    def send_deliver(self, delivery_id: str) -> None:
+        raise ConnectionError("broker down")
+
 
 def deliver(rt: Runtime, kind: str, args: tuple[Any, ...], worker: str = "worker-1") -> Any:
     """Run one message as the Celery task of that name would."""
@@ -78,6 +87,8 @@ def deliver(rt: Runtime, kind: str, args: tuple[Any, ...], worker: str = "worker
         return run_job(rt, batch_id, page_no, worker)
     if kind == "monitor":
         return monitor_batch(rt, *args)
+    if kind == "deliver":
+        return deliver_webhook(rt, *args)
     raise AssertionError(f"unknown message kind {kind!r}")
 
 
