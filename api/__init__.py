@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from api.batch_types import blp as batch_types
     from api.batches import blp as batches
     from api.deliveries import blp as deliveries
+    from api.events import blp as events
     from api.health import blp as health
     from api.items import blp as items
     from api.metrics import blp as metrics
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(items)
     api.register_blueprint(results)
     api.register_blueprint(deliveries)
+    api.register_blueprint(events)
     api.register_blueprint(multi_tenant)
     api.register_blueprint(batch_types)
     api.register_blueprint(batch_processes)

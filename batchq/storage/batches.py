@@ -20,6 +20,7 @@ from batchq.domain.admission import check_quota
 from batchq.domain.items import DuplicateKeys
 from batchq.domain.lifecycle import cancellable
 from batchq.domain.lists import BatchFilter, BatchOrder, Window
+from batchq.domain.live_events import SNAPSHOT_COLUMNS
 from batchq.domain.permissions import Ownership, ReadScope
 from batchq.domain.statuses import ACTIVE_STATUSES, FINAL_STATUSES, BatchStatus, StopReason
 from batchq.errors import UniqueViolation
@@ -86,6 +87,18 @@ class BatchRepository:
         """The batch row, or None."""
         with self.engine.connect() as conn:
             return first_row(conn.execute(sa.select(batches).where(batches.c.id == batch_id)))
+
+    def snapshots(self, batch_ids: Sequence[str]) -> dict[str, Row]:
+        """The live-progress columns of those of ``batch_ids`` that exist, by id: one query
+        on the primary key per 500 ids (the progress hub's tick, ``batchq.service.live``)."""
+        columns = [batches.c[name] for name in SNAPSHOT_COLUMNS]
+        found: dict[str, Row] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(batch_ids), 500):
+                chunk = list(batch_ids[start:start + 500])
+                for row in rows(conn.execute(sa.select(*columns).where(batches.c.id.in_(chunk)))):
+                    found[row["id"]] = row
+        return found
 
     def active_ids(self) -> list[str]:
         """Ids of batches that can still make progress."""
