@@ -31,7 +31,14 @@ blp = Blueprint("events", __name__, url_prefix="/batches",
 
 _STREAM = {"description": "An event stream: snapshot, progress, status and end events, each "
                           "with the batch's counters as JSON (docs: Events and webhooks)",
-           "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+           "content": {"text/event-stream": {"schema": {
+               "type": "object", "description": "One event of the stream",
+               "properties": {
+                   "event": {"type": "string",
+                             "enum": ["snapshot", "progress", "status", "end"]},
+                   "id": {"type": "string", "description": "Send it back as Last-Event-ID"},
+                   "data": {"type": "string", "description": "The batch's snapshot, as JSON"},
+                   "retry": {"type": "integer", "description": "Reconnect after (ms)"}}}}}}
 _LAST_EVENT_ID = {"in": "header", "name": "Last-Event-ID", "required": False,
                   "schema": {"type": "string", "maxLength": 200},
                   "description": "The id of the last event received: resume after it"}

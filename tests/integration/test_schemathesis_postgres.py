@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 
 from batchq.runtime import build_runtime
 from batchq.settings import Settings
-from tests.unit.fuzzing import fuzzed_app, run_case, schema
+from tests.unit.fuzzing import SHORT_STREAMS, fuzzed_app, run_case, schema
 from tests.unit.support import FakeDispatcher
 
 cases_run: Counter[str] = Counter()
@@ -27,7 +27,8 @@ cases_run: Counter[str] = Counter()
 @pytest.fixture
 def app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
     settings_ = Settings(data_dir=tmp_path, database_url=postgres_url,
-                         max_active_batches_per_user=0, max_items=100, max_body_mb=1)
+                         max_active_batches_per_user=0, max_items=100, max_body_mb=1,
+                         **SHORT_STREAMS)  # type: ignore[arg-type]
     runtime = build_runtime(settings_, FakeDispatcher())
     yield fuzzed_app(runtime)
     runtime.storage.engine.dispose()

@@ -51,6 +51,10 @@ def _upload_body(ctx: Any, value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
 
 
+#: A progress stream of a batch that never finishes (no worker runs here) closes soon, so
+#: a case of ``GET /batches/{id}/events`` ends.
+SHORT_STREAMS = {"sse_idle_seconds": 0.2, "sse_poll_seconds": 0.05}
+
 # Loaded at import: schemathesis.pytest.from_fixture fails on pytest 9 (it sets Node._nodeid).
 schema = schemathesis.openapi.from_wsgi("/openapi.json", _document_app())
 

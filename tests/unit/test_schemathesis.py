@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, settings
 
-from .fuzzing import fuzzed_app, run_case, schema
+from .fuzzing import SHORT_STREAMS, fuzzed_app, run_case, schema
 from .support import MakeRuntime
 
 CASES_PER_OPERATION = 150
@@ -25,7 +25,7 @@ answers: Counter[tuple[str, int]] = Counter()
 @pytest.fixture
 def app(make_runtime: MakeRuntime) -> Flask:
     return fuzzed_app(make_runtime(max_active_batches_per_user=0, max_items=100,
-                                   max_body_mb=1))
+                                   max_body_mb=1, **SHORT_STREAMS))
 
 
 @schema.parametrize()
