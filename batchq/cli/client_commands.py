@@ -25,7 +25,13 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from batchq.cli.http_client import UPLOAD_TYPES, Client, ClientError, ClientSettings
+from batchq.cli.http_client import (
+    UPLOAD_TYPES,
+    Client,
+    ClientError,
+    ClientSettings,
+    StreamUnavailable,
+)
 from batchq.domain.statuses import ACTIVE_STATUSES, BatchStatus
 
 if TYPE_CHECKING:
@@ -150,7 +156,8 @@ def _opened(path: str) -> Iterator[tuple[IO[bytes], bool]]:
 @click.option("--wait", is_flag=True, help="Show a progress bar until the batch ends; exit 0 "
                                            "only if it Completed.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Seconds between polls with --wait.")
+              help="Seconds between polls with --wait, when the server offers no live "
+                   "progress stream.")
 @friendly_errors
 def submit(batch_type: str, file: str, tenant: str | None, params: tuple[str, ...],
            page_size: int | None, description: str | None, fmt: str | None, wait: bool,
@@ -174,9 +181,13 @@ def submit(batch_type: str, file: str, tenant: str | None, params: tuple[str, ..
 
 
 def wait_for(api: Client, batch: dict[str, Any], interval: float) -> int:
-    """Poll the batch with a progress bar until it ends; returns the exit code of its status."""
+    """Follow the batch with a progress bar until it ends; returns the exit code of its status.
+
+    The bar follows the live progress stream (``GET /batches/{id}/events``); where the
+    server offers none, it polls ``GET /batches/{id}`` every ``interval`` seconds.
+    """
     try:
-        batch = _poll_with_progress_bar(api, batch, interval)
+        batch = _follow_with_progress_bar(api, batch, interval)
     except KeyboardInterrupt:
         click.echo(f"\nStopped waiting; batch {batch['id']} goes on. "
                    f"`batchq status {batch['id']}` shows it.", err=True)
@@ -187,8 +198,8 @@ def wait_for(api: Client, batch: dict[str, Any], interval: float) -> int:
     return exit_code_of(batch["status"])
 
 
-def _poll_with_progress_bar(api: Client, batch: dict[str, Any],
-                            interval: float) -> dict[str, Any]:
+def _follow_with_progress_bar(api: Client, batch: dict[str, Any],
+                              interval: float) -> dict[str, Any]:
     """The bar counts processed items; its text shows the failed ones and the status."""
     latest = [batch]
     bar: ProgressBar[int]
@@ -196,14 +207,36 @@ def _poll_with_progress_bar(api: Client, batch: dict[str, Any],
                            file=sys.stderr, show_pos=True,
                            item_show_func=lambda _: _progress_text(latest[0])) as bar:
         shown = 0
-        while True:
+        for update in _updates(api, batch, interval):
+            batch = {**batch, **update}
             latest[0] = batch
             bar.update(batch["processedItems"] - shown)
             shown = batch["processedItems"]
             if batch["status"] not in ACTIVE:
                 return batch
-            time.sleep(interval)
-            batch = api.get_batch(batch["id"])
+    return batch
+
+
+def _updates(api: Client, batch: dict[str, Any], interval: float) -> Iterator[dict[str, Any]]:
+    """The batch as it changes: from its progress stream, reconnecting where it left off
+    when the server closes an idle one; polled when the server offers no stream."""
+    yield batch
+    last_id: str | None = None
+    try:
+        while True:
+            resumed_from = last_id
+            for event_id, snapshot in api.batch_events(batch["id"], resumed_from):
+                last_id = event_id
+                yield snapshot
+            if last_id is None:  # closed before any event: poll
+                break
+            batch = api.get_batch(batch["id"])  # the stream closed: did the batch end?
+            yield batch
+    except StreamUnavailable:
+        pass
+    while True:
+        time.sleep(interval)
+        yield api.get_batch(batch["id"])
 
 
 def exit_code_of(status: str) -> int:

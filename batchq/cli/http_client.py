@@ -13,17 +13,24 @@ its Content-Length, a generator chunked), so no upload is held in memory.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 import requests
+import sseclient
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 UPLOAD_CHUNK_BYTES = 64 * 1024
 #: The media types of streamed uploads, by format.
 UPLOAD_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv"}
+
+
+#: Seconds without a byte after which a progress stream counts as dead (heartbeats come
+#: every 15 s by default).
+STREAM_READ_TIMEOUT = 60.0
 
 
 class ClientError(Exception):
@@ -35,6 +42,11 @@ class ClientError(Exception):
         self.message = message
         self.status = status
         self.details = dict(details or {})
+
+
+class StreamUnavailable(Exception):
+    """The server offers no progress stream for the batch (an older server, a proxy that
+    buffers, too many streams): poll instead."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,35 @@ class Client:
 
     def get_batch(self, batch_id: str) -> Any:
         return self.request("GET", f"/batches/{batch_id}")
+
+    def batch_events(self, batch_id: str,
+                     last_event_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``GET /batches/{id}/events``: (event id, batch snapshot) as each event arrives.
+
+        Ends when the server closes the stream (after the final event, or an idle
+        one); raises ``StreamUnavailable`` when the server answers anything but a stream.
+        """
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        try:
+            response = self.session.get(
+                f"{self.settings.url}/batches/{batch_id}/events", headers=headers, stream=True,
+                timeout=(self.settings.timeout_seconds, STREAM_READ_TIMEOUT))
+        except requests.RequestException as exc:
+            raise StreamUnavailable(str(exc)) from exc
+        with response:
+            if response.status_code == 204:
+                return
+            content_type = response.headers.get("Content-Type", "")
+            if response.status_code != 200 or not content_type.startswith("text/event-stream"):
+                raise StreamUnavailable(f"HTTP {response.status_code} ({content_type})")
+            try:
+                for event in sseclient.SSEClient(response.iter_content(chunk_size=None)).events():
+                    if event.data:
+                        yield event.id or "", json.loads(event.data)
+            except (requests.RequestException, ValueError) as exc:
+                raise StreamUnavailable(str(exc)) from exc
 
     def list_batches(self, query: Mapping[str, Any]) -> Any:
         return self.request("GET", "/batches", params=dict(query))

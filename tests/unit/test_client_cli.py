@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,8 @@ from flask import Flask, request
 
 from api import create_app
 from batchq.cli import main
-from batchq.cli.client_commands import exit_code_of, parse_param, upload_query
+from batchq.cli.client_commands import exit_code_of, parse_param, upload_query, wait_for
+from batchq.cli.http_client import Client, ClientSettings, StreamUnavailable
 from batchq.runtime import Runtime
 from batchq.service.users import NewUser, create_user
 from tests.http_server import closed_port_url
@@ -323,3 +326,63 @@ def test_suspend_resume_and_cancel_change_the_batch(url: str, token: str, rt: Ru
     run_to_end(rt, batch_id)
     again = run(url, token, "cancel", batch_id)
     assert_clear_failure(again, "already finished with status Cancelled", "HTTP 409")
+
+
+# -- submit --wait: the live progress stream, and polling where there is none ---------------
+
+
+def _finish_soon(rt: Runtime, batch_id: str) -> threading.Thread:
+    """Run the batch to its end in a moment, as workers would while the CLI waits."""
+    def run() -> None:
+        time.sleep(0.5)
+        run_to_end(rt, batch_id)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_wait_follows_the_live_progress_stream_instead_of_polling(
+    make_runtime: MakeRuntime, token: str
+) -> None:
+    rt = make_runtime(sse_poll_seconds=0.05)
+    app = create_app(runtime=rt)
+    batch_id = create(rt, "echo", [{"n": n} for n in range(5)], page_size=1)
+    paths: list[str] = []
+    app.before_request(lambda: paths.append(request.path) and None)
+    with serving(app) as base:
+        api = Client(ClientSettings(url=base, token=token))
+        finishing = _finish_soon(rt, batch_id)
+        started = time.monotonic()
+        code = wait_for(api, api.get_batch(batch_id), interval=60)
+        finishing.join()
+    assert code == 0
+    assert time.monotonic() - started < 30, "it did not sit out a 60 s poll interval"
+    assert f"/batches/{batch_id}/events" in paths
+
+
+def test_wait_polls_when_the_server_offers_no_stream(
+    url: str, rt: Runtime, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_stream(*_args: Any, **_kwargs: Any) -> Iterator[Any]:
+        raise StreamUnavailable("HTTP 404 (application/json)")
+
+    monkeypatch.setattr(Client, "batch_events", no_stream)
+    batch_id = create(rt, "echo", [{"fail": "x"}, {"n": 1}], failure_threshold=None)
+    api = Client(ClientSettings(url=url, token=token))
+    finishing = _finish_soon(rt, batch_id)
+    assert wait_for(api, api.get_batch(batch_id), interval=0.1) == 3
+    finishing.join()
+
+
+def test_the_client_reads_snapshots_from_the_stream_and_refuses_what_is_no_stream(
+    url: str, rt: Runtime, token: str
+) -> None:
+    batch_id = create(rt, "echo", [{"n": 1}])
+    run_to_end(rt, batch_id)
+    api = Client(ClientSettings(url=url, token=token))
+    [(event_id, snapshot)] = list(api.batch_events(batch_id))
+    assert (snapshot["status"], snapshot["processedItems"]) == ("Completed", 1)
+    assert list(api.batch_events(batch_id, last_event_id=event_id)) == []  # a 204
+    with pytest.raises(StreamUnavailable, match="HTTP 404"):
+        list(api.batch_events("no-such-batch"))
