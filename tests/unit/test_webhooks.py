@@ -416,3 +416,14 @@ def test_the_delivery_log_lists_each_attempt_to_readers_of_the_batch_only(
         1, 500, "HTTP 500: oops")
     assert stranger.get(f"/batches/{batch_id}/deliveries").status_code == 404
     assert owner.get("/batches/no-such-batch/deliveries").status_code == 404
+
+
+def test_retention_deletes_the_deliveries_and_their_log_with_the_batch(
+    rt: Runtime, receiver: LocalServer
+) -> None:
+    batch_id = create(rt, "echo", ok_items(1), callback_url=receiver.url, retention_days=1)
+    run_to_end(rt, batch_id)
+    assert rt.storage.deliveries.attempts_of_batch(batch_id)
+    assert rt.storage.batches.delete_expired(utcnow() + timedelta(days=2)) == [batch_id]
+    assert rt.storage.deliveries.of_batch(batch_id) == []
+    assert rt.storage.deliveries.attempts_of_batch(batch_id) == []
