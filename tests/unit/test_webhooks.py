@@ -427,3 +427,20 @@ def test_retention_deletes_the_deliveries_and_their_log_with_the_batch(
     assert rt.storage.batches.delete_expired(utcnow() + timedelta(days=2)) == [batch_id]
     assert rt.storage.deliveries.of_batch(batch_id) == []
     assert rt.storage.deliveries.attempts_of_batch(batch_id) == []
+
+
+def test_a_delivery_being_sent_is_not_sent_again_until_its_sender_is_presumed_dead(
+    rt: Runtime
+) -> None:
+    batch_id = create(rt, "echo", ok_items(1) + failing_items(1), failure_threshold=None,
+                      callback_url="http://127.0.0.1:9/")
+    run_to_end(rt, batch_id, lost=lambda kind, _args: kind == "deliver")
+    [delivery] = rt.storage.deliveries.of_batch(batch_id)
+    now = utcnow()
+    held = rt.storage.deliveries.claim(delivery["id"], now, now + timedelta(seconds=60))
+    assert held is not None and held["attempts"] == 1
+    assert rt.storage.deliveries.claim(delivery["id"], now, now + timedelta(seconds=60)) is None
+    assert deliver(rt, delivery["id"]) is None, "a redelivered message sends nothing meanwhile"
+    later = now + timedelta(seconds=61)
+    again = rt.storage.deliveries.claim(delivery["id"], later, later + timedelta(seconds=60))
+    assert again is not None and again["attempts"] == 2
