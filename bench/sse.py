@@ -268,6 +268,8 @@ def run(settings: Settings, streams: int, batch_count: int, updates: int, worker
         held = sum(1 for client in clients if client.status == 200 and not client.closed.is_set())
         connections, api_threads = database_connections(api.pid, settings.database_url), \
             thread_count(api.pid)
+        time.sleep(2.0)  # the burst of opening requests is over: what the streams hold
+        settled = database_connections(api.pid, settings.database_url)
         commits = []
         for n in range(1, updates + 1):
             commits.append((n, commit_progress(engine, ids)))
@@ -280,7 +282,8 @@ def run(settings: Settings, streams: int, batch_count: int, updates: int, worker
     waits = latencies(clients, commits)
     return {
         "streams": streams, "held": held, "opened_in_s": round(opened, 2),
-        "db_connections": connections, "api_threads": api_threads, "events": len(waits),
+        "db_connections_opening": connections, "db_connections_held": settled,
+        "api_threads": api_threads, "events": len(waits),
         "expected_events": streams * updates,
         "latency_p50_ms": round(1000 * statistics.median(waits), 1) if waits else None,
         "latency_p99_ms": round(1000 * percentile(waits, 0.99), 1) if waits else None,
