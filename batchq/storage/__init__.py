@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from batchq.errors import StorageUnavailable
+from batchq.storage.activity import ActivityRepository
 from batchq.storage.batches import BatchRepository
 from batchq.storage.idempotency import IdempotencyKeyRepository
 from batchq.storage.items import ItemRepository
@@ -36,6 +37,7 @@ class Storage:
         self.users = UserRepository(engine)
         self.idempotency_keys = IdempotencyKeyRepository(engine)
         self.metrics = MetricsRepository(engine)
+        self.activity = ActivityRepository(engine)
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the database answers a query now."""
