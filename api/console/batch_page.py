@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import render_template, request, url_for
+from flask import Response, make_response, render_template, request, url_for
 
 from api.console import rest_calls
 from api.console.blueprint import bp
@@ -28,6 +28,11 @@ FAILED_WINDOW = 25
 MAX_SEARCH_CHARS = 200
 #: How often a fragment is fetched again while polling; the chart changes more slowly.
 POLL_SECONDS, CHART_POLL_SECONDS = 2, 5
+
+
+#: The event the live part sends (``HX-Trigger``) when it shows the batch ended, so that
+#: the chart and the failed items fetch their final state at once.
+ENDED_EVENT = "batch-ended"
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,10 @@ def live_updates(batch_id: str) -> LiveUpdates:
         events = ", ".join(f"sse:{name}" for name in (*LiveUpdates.EVENTS,
                                                       LiveUpdates.FINAL_EVENT))
         return LiveUpdates(url_for("console.batch_events", batch_id=batch_id),
-                           f"{events} throttle:500ms", f"{events} throttle:{CHART_POLL_SECONDS}s")
-    return LiveUpdates(None, f"every {POLL_SECONDS}s", f"every {CHART_POLL_SECONDS}s")
+                           f"{events} throttle:500ms",
+                           f"{events} throttle:{CHART_POLL_SECONDS}s, {ENDED_EVENT} from:body")
+    return LiveUpdates(None, f"every {POLL_SECONDS}s",
+                       f"every {CHART_POLL_SECONDS}s, {ENDED_EVENT} from:body")
 
 
 def _live_context(batch_id: str) -> dict[str, Any]:
@@ -81,9 +88,13 @@ def batch(batch_id: str) -> str:
 
 
 @bp.route("/console/batches/<batch_id>/live")
-def batch_live(batch_id: str) -> str:
+def batch_live(batch_id: str) -> Response:
     """The counters, bar, rates, stage, work queue and actions (fetched while active)."""
-    return render_template("console/_batch_live.html", **_live_context(batch_id))
+    context = _live_context(batch_id)
+    response = make_response(render_template("console/_batch_live.html", **context))
+    if not context["active"]:
+        response.headers["HX-Trigger"] = ENDED_EVENT
+    return response
 
 
 @bp.route("/console/batches/<batch_id>/chart")
@@ -118,6 +129,7 @@ def _failed_context(row: Row) -> dict[str, Any]:
     first_result = int(first) if first.isdigit() and len(first) < 10 else 0
     found = (console.search_failed(runtime(), row, text, Window(first_result, FAILED_WINDOW + 1))
              if row["failed_items"] else [])
-    return {"batch_id": row["id"], "failed": found[:FAILED_WINDOW], "q": text,
+    return {"batch_id": row["id"], "ended_event": ENDED_EVENT,
+            "failed_live": row["status"] not in FINAL_STATUSES, "has_failed": bool(row["failed_items"]), "failed": found[:FAILED_WINDOW], "q": text,
             "failed_first": first_result, "failed_more": len(found) > FAILED_WINDOW,
             "failed_window": FAILED_WINDOW}
