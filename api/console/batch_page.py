@@ -130,6 +130,7 @@ def _failed_context(row: Row) -> dict[str, Any]:
     found = (console.search_failed(runtime(), row, text, Window(first_result, FAILED_WINDOW + 1))
              if row["failed_items"] else [])
     return {"batch_id": row["id"], "ended_event": ENDED_EVENT,
-            "failed_live": row["status"] not in FINAL_STATUSES, "has_failed": bool(row["failed_items"]), "failed": found[:FAILED_WINDOW], "q": text,
+            "failed_live": row["status"] not in FINAL_STATUSES,
+            "has_failed": bool(row["failed_items"]), "failed": found[:FAILED_WINDOW], "q": text,
             "failed_first": first_result, "failed_more": len(found) > FAILED_WINDOW,
             "failed_window": FAILED_WINDOW}

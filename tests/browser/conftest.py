@@ -48,7 +48,8 @@ def browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         require("the playwright package (the test extra)", False)
-    require(f"Chromium at {CHROMIUM} (apt-get install chromium)", shutil.which(CHROMIUM) is not None)
+    require(f"Chromium at {CHROMIUM} (apt-get install chromium)",
+            shutil.which(CHROMIUM) is not None)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield chromium
@@ -119,9 +120,11 @@ class Console:
             context.close()
 
 
-def _console(app: Flask, rt: Runtime, browser: Any, request: pytest.FixtureRequest) -> Iterator[Console]:
+def _console(app: Flask, rt: Runtime, browser: Any,
+             request: pytest.FixtureRequest) -> Iterator[Console]:
     with serving(app) as url:
-        console = Console(url, app, rt, browser, request.node.name.replace("[", "-").rstrip("]"))
+        name = request.node.name.replace("[", "-").rstrip("]")
+        console = Console(url, app, rt, browser, name)
         yield console
         console.close()
     assert not console.problems, console.problems
