@@ -298,3 +298,36 @@ def test_swagger_ui_loads_nothing_from_another_site(console: Console) -> None:
     expect(page.get_by_text("/batches/{batch_id}", exact=True).first).to_be_visible()
     console.shot(page, "swagger-ui")
     # The conftest's route refuses (and reports) every request to another host.
+
+
+def test_the_batch_page_works_with_the_keyboard(console: Console) -> None:
+    rt = console.runtime
+    batch_id = create(rt, "echo", ok_items(4), create_user_id="op")
+    page = console.sign_in(console.user("op", functions=OPERATOR))
+    page.goto(f"{console.url}/console/batches/{batch_id}")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Suspend":
+            break
+    else:
+        raise AssertionError("Tab never reached the Suspend button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#batch-suspended")
+    assert rt.storage.batches.get(batch_id)["suspended"] is True
+
+
+def test_the_result_file_downloads_from_the_batch_page(console: Console) -> None:
+    rt = console.runtime
+    batch_id = create(rt, "test-failed-keys-report", [*ok_items(2), *failing_items(1)],
+                      create_user_id="ada")
+    run_to_end(rt, batch_id)
+    page = console.sign_in(console.user("root"))
+    page.goto(f"{console.url}/console/batches/{batch_id}")
+    page.click(".result summary")
+    assert '"failed": 1' in page.inner_text(".result pre")
+    with page.expect_download() as download_info:
+        page.click(f"text=Download failed-{batch_id}.csv")
+    assert download_info.value.suggested_filename == f"failed-{batch_id}.csv"
+    assert "bad0" in Path(download_info.value.path()).read_text()

@@ -127,7 +127,7 @@ def test_the_console_shows_what_the_rest_rules_allow(app: Flask, rt: Runtime) ->
 
 
 def test_the_workers_page_lists_only_readable_batches(app: Flask, rt: Runtime) -> None:
-    from .support import start_slow_page, deliver_seed
+    from .support import deliver_seed, start_slow_page
 
     own = create(rt, "echo", ok_items(2), tenant_id="acme", create_user_id="x")
     other = create(rt, "echo", ok_items(2), tenant_id="globex", create_user_id="y")
