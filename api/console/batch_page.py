@@ -56,14 +56,16 @@ class LiveUpdates:
 
 def live_updates(batch_id: str) -> LiveUpdates:
     """Polling, or the event stream when this app serves ``/batches/{id}/events``."""
+    ended = f"{ENDED_EVENT} from:body"
     if rest_calls.has_events():
-        events = ", ".join(f"sse:{name}" for name in (*LiveUpdates.EVENTS,
-                                                      LiveUpdates.FINAL_EVENT))
+        names = (*LiveUpdates.EVENTS, LiveUpdates.FINAL_EVENT)
+
+        def on_events(every: str) -> str:
+            return ", ".join(f"sse:{name} throttle:{every}" for name in names)
+
         return LiveUpdates(url_for("console.batch_events", batch_id=batch_id),
-                           f"{events} throttle:500ms",
-                           f"{events} throttle:{CHART_POLL_SECONDS}s, {ENDED_EVENT} from:body")
-    return LiveUpdates(None, f"every {POLL_SECONDS}s",
-                       f"every {CHART_POLL_SECONDS}s, {ENDED_EVENT} from:body")
+                           on_events("500ms"), f"{on_events(f'{CHART_POLL_SECONDS}s')}, {ended}")
+    return LiveUpdates(None, f"every {POLL_SECONDS}s", f"every {CHART_POLL_SECONDS}s, {ended}")
 
 
 def _live_context(batch_id: str) -> dict[str, Any]:

@@ -55,6 +55,10 @@ def _same_origin() -> bool:
 
 @bp.before_request
 def _require_session() -> ResponseReturnValue | None:
+    # U+0000 (%00) is in no id, code, name or message, and PostgreSQL refuses it in a query.
+    values = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    if any("\x00" in name or "\x00" in value for name, value in values):
+        abort(400, "A field holds the character U+0000 (%00)")
     if request.method not in ("GET", "HEAD") and not _same_origin():
         abort(403, "This form was sent from another site")
     if request.endpoint in PUBLIC_ENDPOINTS:

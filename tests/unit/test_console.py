@@ -232,7 +232,8 @@ def test_with_an_event_stream_the_batch_page_listens_to_it(make_runtime: Any,
     client = signed_in(app, "ada")
     page = client.get(f"/console/batches/{batch_id}").get_data(as_text=True)
     assert f'sse-connect="/console/batches/{batch_id}/events"' in page
-    assert 'hx-trigger="sse:progress, sse:status, sse:end throttle:500ms"' in page
+    assert ('hx-trigger="sse:progress throttle:500ms, sse:status throttle:500ms, '
+            'sse:end throttle:500ms"') in page
     stream = client.get(f"/console/batches/{batch_id}/events")
     assert stream.mimetype == "text/event-stream"
     assert stream.get_data(as_text=True).startswith("event: progress\n")
@@ -282,3 +283,12 @@ def test_without_retry_the_button_is_not_shown(app: Flask, rt: Runtime) -> None:
     assert "Retry" not in client.get(f"/console/batches/{batch_id}").get_data(as_text=True)
     assert client.post(f"/console/batches/{batch_id}/retry",
                        data={"csrf": csrf_of(client)}).status_code == 400
+
+
+@pytest.mark.parametrize("query", ["type=%00", "creator=a%00b", "q%00=x"])
+def test_a_nul_character_in_a_field_is_a_400_not_a_database_error(app: Flask, rt: Runtime,
+                                                                   query: str) -> None:
+    batch_id = create(rt, "echo", failing_items(1), failure_threshold=None)
+    client = signed_in(app)
+    assert client.get(f"/console/batches?{query}").status_code == 400
+    assert client.get(f"/console/batches/{batch_id}/failed?{query}").status_code == 400
