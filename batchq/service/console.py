@@ -88,12 +88,20 @@ class WorkerActivity:
 def worker_activity(rt: Runtime, caller: Caller) -> WorkerActivity:
     """Who runs what of the batches ``caller`` may read, and how deep the queue is."""
     activity = WorkerActivity()
-    for row in rt.storage.activity.in_flight(read_scope(caller)):
+    scope = read_scope(caller)
+    for row in rt.storage.activity.in_flight(scope):
         if row["status"] == PageStatus.QUEUED:
             activity.queued.append((row["batch_id"], row["type"], int(row["pages"])))
         else:
             activity.workers.setdefault(row["worker"] or "(unnamed)", []).append(
                 WorkerRun(row["batch_id"], row["type"], int(row["pages"]), row["since"]))
+    if scope.everything:
+        # The rows cover every batch: totals from the same read agree with the tables.
+        activity.all_queued = sum(pages for _id, _type, pages in activity.queued)
+        activity.all_running = sum(run.pages for runs in activity.workers.values()
+                                   for run in runs)
+        activity.all_busy_workers = len(activity.workers)
+        return activity
     totals = rt.storage.metrics.totals()
     activity.all_queued = totals.pages_in_flight.get(PageStatus.QUEUED.value, 0)
     activity.all_running = totals.pages_in_flight.get(PageStatus.RUNNING.value, 0)
