@@ -34,8 +34,8 @@ class ActivityRepository:
         Bucket n holds the pages that finished in ``[since + n * width, since + (n + 1) *
         width)``; one GROUP BY over the batch's pages (not its items).
         """
-        offset = _epoch(pages.c.finished_at) - _epoch(sa.literal(since, sa.DateTime))
         with self.engine.connect() as conn:
+            offset = _seconds_between(conn, pages.c.finished_at, sa.literal(since, sa.DateTime))
             bucket = _whole(conn, offset / width_seconds).label("bucket")
             query = (sa.select(bucket, sa.func.sum(pages.c.succeeded + pages.c.failed),
                                sa.func.sum(pages.c.failed))
@@ -67,9 +67,12 @@ class ActivityRepository:
             return rows(conn.execute(query))
 
 
-def _epoch(value: Any) -> sa.ColumnElement[Any]:
-    """Seconds since 1970 of a naive UTC time (whole seconds on SQLite)."""
-    return sa.func.extract("epoch", value)
+def _seconds_between(conn: sa.Connection, later: Any, earlier: Any) -> sa.ColumnElement[Any]:
+    """Seconds from ``earlier`` to ``later`` (naive UTC times), with their fractions: SQLite's
+    ``strftime('%s')`` would cut both to whole seconds, and so shift pages between buckets."""
+    if is_postgres(conn):
+        return sa.func.extract("epoch", later - earlier)
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
 
 
 def _whole(conn: sa.Connection, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
