@@ -8,9 +8,11 @@ from flask import Flask
 
 from api.auth import SECURITY_SCHEMES, register_authentication
 from api.blueprint import StrictJSONProvider
+from api.console import register_console
 from api.context import EXTENSION
 from api.errors import BatchqApi, register_error_handlers
 from api.request_checks import register_request_checks
+from api.swagger_ui import ASSETS_URL, register_swagger_ui
 from batchq.runtime import Runtime, build_runtime
 from batchq.settings import Settings
 
@@ -48,6 +50,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(batch_processes)
     api.register_blueprint(health)
     api.register_blueprint(metrics)
+    register_swagger_ui(app)
+    # Last: the console finds the REST endpoints it uses in the URL map (api.console.rest_calls).
+    register_console(app)
     return app
 
 
@@ -59,7 +64,8 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served by this app from the pinned flask-swagger-ui package: nothing from a CDN.
+        "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
         "API_SPEC_OPTIONS": {
             "components": {"securitySchemes": SECURITY_SCHEMES},
             "security": [{"bearerAuth": []}, {"basicAuth": []}],

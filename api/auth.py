@@ -19,7 +19,9 @@ from batchq.service.users import user_by_name_and_token, user_by_token
 
 #: Endpoints anyone may call: health, metrics, the OpenAPI document and its interactive docs.
 OPEN_ENDPOINTS = frozenset({"health.healthz", "metrics.metrics", "api-docs.openapi_json",
-                            "api-docs.openapi_swagger_ui", "static"})
+                            "api-docs.openapi_swagger_ui", "swagger_ui.asset", "static"})
+#: Blueprints that authenticate their own requests: the console, with its session cookie.
+SELF_AUTHENTICATING_BLUEPRINTS = frozenset({"console"})
 CHALLENGE = 'Bearer realm="batchq", Basic realm="batchq"'
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer",
@@ -36,6 +38,8 @@ def register_authentication(app: Flask) -> None:
     def _authenticate() -> ResponseReturnValue | None:
         # Unknown routes (endpoint None) fall through to their 404 or 405.
         if request.endpoint is None or request.endpoint in OPEN_ENDPOINTS:
+            return None
+        if request.blueprint in SELF_AUTHENTICATING_BLUEPRINTS:
             return None
         caller = _caller_from_header(request.headers.get("Authorization", ""))
         if caller is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 DEFAULT_MAX_RESULTS = 100
 #: The largest window any list answers.
@@ -36,6 +37,9 @@ class BatchFilter:
     without_tenant: bool = False
     suspended: bool | None = None
     created_by: str | None = None
+    #: Created at or after this time, and before that one (naive UTC).
+    created_from: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ batch outside the caller's reach is ``BatchNotFound``, as if it did not exist
 from __future__ import annotations
 
 from batchq.domain.lists import BatchFilter, BatchOrder, Window
-from batchq.domain.permissions import Caller, can_read, check_change, read_scope
+from batchq.domain.permissions import (
+    Caller,
+    Ownership,
+    can_change,
+    can_read,
+    check_change,
+    read_scope,
+)
 from batchq.errors import BatchNotFound
 from batchq.runtime import Runtime
 from batchq.storage.common import Row
@@ -29,10 +36,21 @@ def count_batches(rt: Runtime, caller: Caller, wanted: BatchFilter) -> int:
 def check_access(rt: Runtime, caller: Caller, batch_id: str, change: bool = False) -> Row:
     """The batch row, if ``caller`` may read it: ``BatchNotFound`` otherwise, and
     ``Forbidden`` when ``change`` is asked for and the caller may only read it."""
-    found = rt.storage.batches.get_with_ownership(batch_id)
-    if found is None or not can_read(caller, found[1]):
-        raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
-    batch, owner = found
+    batch, owner = _readable(rt, caller, batch_id)
     if change:
         check_change(caller, owner, batch_id)
     return batch
+
+
+def batch_access(rt: Runtime, caller: Caller, batch_id: str) -> tuple[Row, bool]:
+    """The batch row and whether ``caller`` may change it; ``BatchNotFound`` if it may not
+    read it (the console shows only the actions the REST API would allow)."""
+    batch, owner = _readable(rt, caller, batch_id)
+    return batch, can_change(caller, owner)
+
+
+def _readable(rt: Runtime, caller: Caller, batch_id: str) -> tuple[Row, Ownership]:
+    found = rt.storage.batches.get_with_ownership(batch_id)
+    if found is None or not can_read(caller, found[1]):
+        raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
+    return found

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from batchq.errors import StorageUnavailable
+from batchq.storage.activity import ActivityRepository
 from batchq.storage.batches import BatchRepository
 from batchq.storage.deliveries import DeliveryRepository, WebhookSecretRepository
 from batchq.storage.idempotency import IdempotencyKeyRepository
@@ -39,6 +40,7 @@ class Storage:
         self.metrics = MetricsRepository(engine)
         self.deliveries = DeliveryRepository(engine)
         self.webhook_secrets = WebhookSecretRepository(engine)
+        self.activity = ActivityRepository(engine)
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the database answers a query now."""

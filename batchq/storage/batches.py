@@ -342,6 +342,10 @@ def filter_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
                           (batches.c.create_user_id, wanted.created_by)):
         if value is not None:
             clauses.append(column == value)
+    if wanted.created_from is not None:
+        clauses.append(batches.c.created_at >= wanted.created_from)
+    if wanted.created_before is not None:
+        clauses.append(batches.c.created_at < wanted.created_before)
     tenants: list[sa.ColumnElement[bool]] = []
     if wanted.tenant_ids is not None:
         tenants.append(batches.c.tenant_id.in_(list(wanted.tenant_ids)))

@@ -99,6 +99,51 @@ class ItemRepository:
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
 
+    def search_errors(self, batch_id: str, text: str, window: Window) -> list[Row]:
+        """The batch's item errors whose key or message contains ``text`` (any case), in
+        input order: seq, key, message, failed_at. It reads the batch's errors, not its items.
+        """
+        query = _windowed(
+            sa.select(item_errors.c.seq, item_errors.c.key, item_errors.c.message,
+                      item_errors.c.failed_at)
+            .where(item_errors.c.batch_id == batch_id)
+            .where(sa.or_(item_errors.c.key.icontains(text, autoescape=True),
+                          item_errors.c.message.icontains(text, autoescape=True)))
+            .order_by(item_errors.c.seq), window)
+        with self.engine.connect() as conn:
+            return rows(conn.execute(query))
+
+    def items_after(self, batch: Mapping[str, Any], status: ItemStatus, after_seq: int,
+                    limit: int) -> list[dict[str, Any]]:
+        """The next ``limit`` items with ``status`` after input position ``after_seq``.
+
+        Keyset paging on the ``(batch_id, seq)`` indexes, so reading every failed or
+        unprocessed item of a batch costs the same per chunk at its end as at its start.
+        Each row as ``list_items`` gives it.
+        """
+        batch_id = batch["id"]
+        query: sa.Select[Any]
+        with self.engine.connect() as conn:
+            if status is ItemStatus.FAILED:
+                query = (sa.select(item_errors.c.seq, item_errors.c.key, item_errors.c.stage,
+                                   items.c.payload, item_errors.c.message)
+                         .join(items, _same_item(items, item_errors))
+                         .where(item_errors.c.batch_id == batch_id,
+                                item_errors.c.seq > after_seq))
+                order = item_errors.c.seq
+            else:
+                done = done_segments(conn, batch_id)
+                wanted = (done if status is ItemStatus.SUCCEEDED
+                          else open_segments(batch["stage_sizes"], done))
+                if not wanted:
+                    return []
+                query = _items_with_errors(batch_id).where(_in_segments(wanted),
+                                                           items.c.seq > after_seq)
+                if status is ItemStatus.SUCCEEDED:
+                    query = query.where(item_errors.c.pos.is_(None))
+                order = items.c.seq
+            found = rows(conn.execute(query.order_by(order).limit(limit)))
+        return [_item(row, status) for row in found]
 
     def error_summary(self, batch_id: str, top: int) -> dict[str, Any]:
         """The ``top`` most frequent error messages, each with its count and a few sample keys.

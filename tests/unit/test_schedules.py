@@ -11,7 +11,7 @@ from celery.schedules import crontab
 
 from batchq.batch_types.context import SourceChunk
 from batchq.batch_types.registry import BatchType, Registry
-from batchq.domain.schedules import CronFields, parse_cron
+from batchq.domain.schedules import CronFields, next_run, parse_cron
 from batchq.errors import ConfigurationError
 from batchq.settings import Settings
 from workers.app import create_celery, scheduled_starts
@@ -95,3 +95,33 @@ def _registry(*types: BatchType) -> Registry:
     for batch_type in types:
         registry.add(batch_type)
     return registry
+
+
+NEXT_RUN_EXPRESSIONS = [
+    "* * * * *", "30 2 * * *", "*/15 2-4 * * 1-5", "0,30 8-18/2 1,15 1-12 0", "59 23 31 12 6",
+    "0 22-2 * * *", "5 4 * * 0", "0 0 29 2 *", "10-50/20 */7 5-3 * *", "0 12 13 * 5",
+]
+NEXT_RUN_AFTER = [datetime(2026, 12, 3, 9, 15, 29), datetime(2027, 2, 28, 23, 59, 0),
+                  datetime(2028, 2, 29, 0, 0, 0), datetime(2026, 12, 31, 23, 59, 59, 999999),
+                  datetime(2027, 6, 13, 12, 0, 0)]
+
+
+@pytest.mark.parametrize("expression", NEXT_RUN_EXPRESSIONS)
+def test_next_run_is_when_celery_beat_runs_the_schedule_next(expression: str) -> None:
+    fields = parse_cron(expression)
+    schedule = crontab(minute=fields.minute, hour=fields.hour,
+                       day_of_month=fields.day_of_month, month_of_year=fields.month_of_year,
+                       day_of_week=fields.day_of_week)
+    for after in NEXT_RUN_AFTER:
+        last, delta, _now = schedule.remaining_delta(after.replace(tzinfo=UTC), tz=UTC)
+        celery_next = (last + delta).replace(tzinfo=None)
+        assert next_run(expression, after) == celery_next, (expression, after)
+
+
+def test_next_run_of_a_date_that_never_comes_is_none() -> None:
+    assert next_run("0 0 30 2 *", datetime(2026, 1, 1)) is None
+
+
+def test_next_run_is_strictly_after_the_given_minute() -> None:
+    assert next_run("* * * * *", datetime(2026, 1, 1, 10, 0)) == datetime(2026, 1, 1, 10, 1)
+    assert next_run("0 10 * * *", datetime(2026, 1, 1, 10, 0, 30)) == datetime(2026, 1, 2, 10, 0)
