@@ -3,18 +3,15 @@ the REST permission rules it keeps, the REST endpoints it relays, and the CSV it
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, Response, g, stream_with_context
+from flask import Flask, g
 from flask.testing import FlaskClient
 
 from api import create_app
 from api.console.actions import csv_lines, neutralised
 from api.console.session import COOKIE, csrf_token
-from api.context import current_caller
 from batchq.domain.permissions import Function
 from batchq.runtime import Runtime
 from batchq.service.users import NewUser, create_user
@@ -200,44 +197,33 @@ def test_console_pages_forbid_other_sites_scripts(app: Flask) -> None:
 # -- the REST endpoints the console uses once the app has them -----------------------------
 
 
-def _with_events_endpoint(app: Flask) -> list[str]:
-    """A stand-in for GET /batches/{id}/events (issue 10, part 2): who asked, for what."""
-    seen: list[str] = []
-
-    def events(batch_id: str) -> Response:
-        seen.append(current_caller().name)
-
-        def stream() -> Iterator[str]:
-            yield f"event: progress\ndata: {json.dumps({'id': batch_id})}\n\n"
-            yield "event: end\ndata: {}\n\n"
-
-        return Response(stream_with_context(stream()), mimetype="text/event-stream")
-
-    app.add_url_rule("/batches/<batch_id>/events", "stand_in_events", events)
-    return seen
-
-
-def test_without_an_event_stream_the_batch_page_polls(app: Flask, rt: Runtime) -> None:
+def test_without_an_event_stream_the_batch_page_polls(
+    app: Flask, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.console.rest_calls.has_events", lambda: False)
     batch_id = create(rt, "echo", ok_items(1))
     page = signed_in(app).get(f"/console/batches/{batch_id}").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in page and "sse-connect" not in page
     assert signed_in(app, "u2").get(f"/console/batches/{batch_id}/events").status_code == 400
 
 
-def test_with_an_event_stream_the_batch_page_listens_to_it(make_runtime: Any,
-                                                            rt: Runtime) -> None:
-    app = create_app(runtime=rt)
-    seen = _with_events_endpoint(app)
+def test_the_batch_page_listens_to_the_event_stream_as_the_signed_in_user(
+    app: Flask, rt: Runtime
+) -> None:
     batch_id = create(rt, "echo", ok_items(1))
     client = signed_in(app, "ada")
     page = client.get(f"/console/batches/{batch_id}").get_data(as_text=True)
     assert f'sse-connect="/console/batches/{batch_id}/events"' in page
     assert ('hx-trigger="sse:progress throttle:500ms, sse:status throttle:500ms, '
             'sse:end throttle:500ms"') in page
+    run_to_end(rt, batch_id)
     stream = client.get(f"/console/batches/{batch_id}/events")
     assert stream.mimetype == "text/event-stream"
-    assert stream.get_data(as_text=True).startswith("event: progress\n")
-    assert seen == ["ada"]  # the REST view ran as the console's caller
+    text = stream.get_data(as_text=True)
+    assert text.startswith("retry: ") and "event: end\n" in text  # finished: its final event
+    # The relay ran the REST view as the console's caller: another user's batch is a 404.
+    other = signed_in(app, "u2", tenant_id="globex")
+    assert other.get(f"/console/batches/{batch_id}/events").status_code == 404
 
 
 def _with_retry_endpoint(app: Flask, rt: Runtime) -> list[dict[str, Any]]:
