@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from batchq.batch_types.loading import load_types
@@ -11,6 +12,7 @@ from batchq.batch_types.registry import Registry
 from batchq.settings import Settings
 from batchq.storage import Storage
 from batchq.storage.engine import create_engine
+from batchq.storage.throttling import StartGate
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,10 @@ class Runtime:
     registry: Registry
     dispatcher: Dispatcher
 
+    def clock(self) -> datetime:
+        """The wall clock of run windows, naive UTC (``StartGate.clock``; a test may fake it)."""
+        return self.storage.pages.gate.clock()
+
     def send(self, kind: str, batch_id: str, *args: int) -> bool:
         """Send a message, logging instead of raising when the broker is unreachable.
 
@@ -50,4 +56,5 @@ class Runtime:
 def build_runtime(settings: Settings, dispatcher: Dispatcher, **engine_options: Any) -> Runtime:
     """Connect to the database (lazily: no connection is opened here) and load batch types."""
     engine = create_engine(settings.database_url, **engine_options)
-    return Runtime(settings, Storage(engine), load_types(settings.types), dispatcher)
+    gate = StartGate(settings.tenant_limit_rules)
+    return Runtime(settings, Storage(engine, gate), load_types(settings.types), dispatcher)

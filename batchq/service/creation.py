@@ -16,6 +16,7 @@ from batchq.domain.statuses import BatchStatus
 from batchq.domain.storable import check_text, json_problem
 from batchq.errors import InvalidBatch, UnknownBatchType
 from batchq.runtime import Runtime
+from batchq.service.run_options import UNSET, retry_policy_numbers, run_windows_of, throttle_of
 from batchq.storage.common import utcnow
 
 _UNSET: Any = object()
@@ -35,6 +36,13 @@ class NewBatch:
     jobs_per_seed: int | None = None
     failure_threshold: float | None = _UNSET
     retention_days: int | None = None
+    #: ``retryPolicy`` numbers overriding the type's item retry policy.
+    retry_policy: Mapping[str, Any] | None = None
+    #: ``runWindows``; unset: the type's. ``maxItemsPerSecond``, ``maxConcurrentJobs``: unset
+    #: means the type's or the tenant's default, None no limit.
+    run_windows: Any = UNSET
+    max_items_per_second: Any = UNSET
+    max_concurrent_jobs: Any = UNSET
 
 
 def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> dict[str, Any]:
@@ -172,7 +180,11 @@ def _options(rt: Runtime, request: NewBatch, batch_type: BatchType) -> dict[str,
         raise InvalidBatch("failureThreshold must be greater than 0 and at most 1, or null",
                            {"field": "failureThreshold"})
     return {"page_size": page_size, "jobs_per_seed": jobs_per_seed,
-            "failure_threshold": threshold, "retention_days": retention_days}
+            "failure_threshold": threshold, "retention_days": retention_days,
+            "retry_policy": retry_policy_numbers(batch_type, request.retry_policy),
+            "run_windows": run_windows_of(batch_type, request.run_windows),
+            **throttle_of(rt, batch_type, request.tenant_id, request.max_items_per_second,
+                          request.max_concurrent_jobs)}
 
 
 def _first_set(*values: int | None) -> int:
