@@ -123,6 +123,11 @@ class BatchCreateSchema(JsonBody):
         metadata={"description": "Abort when failed/processed reaches it; null disables"})
     retention_days = fields.Int(data_key="retentionDays",
                                 validate=validate.Range(min=1, max=MAX_RETENTION_DAYS))
+    retry_policy = fields.Nested(RetryPolicySchema, data_key="retryPolicy", metadata={
+        "description": "Overrides the numbers of the type's item retry policy"})
+    run_windows = run_windows_field()
+    max_items_per_second = items_per_second_field()
+    max_concurrent_jobs = concurrent_jobs_field()
 
 
 class BatchPatchSchema(JsonBody):

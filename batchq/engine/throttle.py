@@ -34,8 +34,10 @@ class ItemThrottle:
 
     def __init__(self, rt: Runtime, batch_id: str, rate: float | None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 limiter: RateLimiter | None = None) -> None:
         self._rt = rt
+        self._limiter = limiter
         self._key = f"batch:{batch_id}"
         self._batch_id = batch_id
         self._rate = rate
@@ -53,7 +55,8 @@ class ItemThrottle:
             rate = self._current_rate()
             if rate is None:
                 return
-            wait = limiter_of(self._rt).reserve_within(self._key, 1.0 / rate, REFRESH_SECONDS)
+            limiter = self._limiter or limiter_of(self._rt)
+            wait = limiter.reserve_within(self._key, 1.0 / rate, REFRESH_SECONDS)
             if wait is not None:
                 if wait > 0:
                     self._sleep(wait)
