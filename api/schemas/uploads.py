@@ -77,11 +77,11 @@ class UploadQuerySchema(BatchCreateSchema):
         data_key="failureThreshold", allow_none=True,
         validate=validate.Range(min=0, max=1, min_inclusive=False),
         metadata={"description": "Abort when failed/processed reaches it; null disables"})
-    retry_policy = JSONText(
+    retry_policy = JSONText(  # type: ignore[assignment]
         fields.Nested(RetryPolicySchema), data_key="retryPolicy", metadata={
             "type": "string", "description": 'The item retry policy\'s numbers as JSON text, '
                                              'e.g. {"maxAttempts": 5}'})
-    run_windows = JSONText(
+    run_windows = JSONText(  # type: ignore[assignment]
         run_windows_field(), data_key="runWindows", allow_none=True, metadata={
             "type": "string", "description": "The run windows as the JSON text of a list"})
     max_items_per_second = NullableFloat(
