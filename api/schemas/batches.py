@@ -42,20 +42,21 @@ class ItemList(fields.Field):
 
 
 class RetryPolicySchema(JsonBody):
-    """An item retry policy's numbers: ``retryPolicy`` of ``POST /batches``."""
+    """An item retry policy's numbers: ``retryPolicy`` of ``POST /batches``, loaded under their
+    REST names, as ``batchq.domain.retry_policy`` takes them."""
 
     class Meta:
         unknown = RAISE
 
-    max_attempts = fields.Int(data_key="maxAttempts", strict=True,
+    max_attempts = fields.Int(data_key="maxAttempts", attribute="maxAttempts", strict=True,
                               validate=validate.Range(min=1, max=MAX_ATTEMPTS), metadata={
                                   "description": "Runs of a transiently failing item, the "
                                                  "first included (1: never retried)"})
     backoff = fields.Str(validate=validate.OneOf(BACKOFFS))
-    delay_seconds = fields.Float(data_key="delaySeconds",
+    delay_seconds = fields.Float(data_key="delaySeconds", attribute="delaySeconds",
                                  validate=validate.Range(min=0, max=MAX_DELAY_SECONDS),
                                  metadata={"description": "The wait before the first retry"})
-    max_delay_seconds = fields.Float(data_key="maxDelaySeconds",
+    max_delay_seconds = fields.Float(data_key="maxDelaySeconds", attribute="maxDelaySeconds",
                                      validate=validate.Range(min=0, max=MAX_DELAY_SECONDS))
     jitter = fields.Bool(metadata={"description": "Draw each wait from the upper half of it"})
 

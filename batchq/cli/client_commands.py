@@ -219,8 +219,10 @@ def _poll_with_progress_bar(api: Client, batch: dict[str, Any],
         shown = 0
         while True:
             latest[0] = batch
-            bar.label = _status_text(batch)  # the real status, as it changes
+            label, bar.label = bar.label, _status_text(batch)  # the real status, as it changes
             bar.update(batch["processedItems"] - shown)
+            if bar.label != label:
+                bar.render_progress()  # also when no item was processed since
             shown = batch["processedItems"]
             if batch["status"] not in ACTIVE:
                 return batch

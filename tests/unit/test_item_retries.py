@@ -284,3 +284,24 @@ def _pending(rt: Runtime, batch_id: str) -> int:
         item_retries.c.batch_id == batch_id)
     with rt.storage.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def test_retry_policy_over_the_api_as_json_and_in_an_uploads_query(client: Any) -> None:
+    body = {"type": "echo", "items": [1], "retryPolicy": {"maxAttempts": 5, "backoff": "fixed",
+                                                          "delaySeconds": 2, "jitter": False}}
+    created = client.post("/batches", json=body)
+    uploaded = client.post(
+        "/batches?type=echo&retryPolicy=%7B%22maxAttempts%22%3A2%7D&maxConcurrentJobs=3"
+        "&runWindows=%5B%7B%22from%22%3A%2201%3A00%22%2C%22to%22%3A%2202%3A00%22%7D%5D",
+        data=b'{"n": 1}\n', content_type="application/x-ndjson")
+    refused = client.post("/batches", json={**body, "retryPolicy": {"maxAttempts": "5"}})
+
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["retryPolicy"] == {"maxAttempts": 5, "backoff": "fixed",
+                                                 "delaySeconds": 2, "maxDelaySeconds": 300.0,
+                                                 "jitter": False}
+    assert uploaded.status_code == 201, uploaded.get_json()
+    assert uploaded.get_json()["retryPolicy"]["maxAttempts"] == 2
+    assert uploaded.get_json()["maxConcurrentJobs"] == 3
+    assert uploaded.get_json()["runWindows"][0]["from"] == "01:00"
+    assert refused.status_code == 400
