@@ -65,6 +65,8 @@ class ItemContext:
     stage: int
     params: Mapping[str, Any]
     progress: ProgressNote = field(default_factory=ProgressNote, repr=False, compare=False)
+    #: Which run of the item this is: 1, or more once a transient failure is retried.
+    attempt: int = 1
 
     def set_progress(self, text: str) -> None:
         """Show ``text`` as the batch's ``progressDescription`` (e.g. "Escalated 40 of 200").

@@ -120,7 +120,8 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
         if batch_type is None:
             message: str | None = missing
         else:
-            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress)
+            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress,
+                                  claim.item_attempt)
             error = _run_item(batch_type, row["payload"], context)
             message = None if error is None else _error_message(error)
         later = None if error is None else next_attempt_in(policy, error, claim.item_attempt)
