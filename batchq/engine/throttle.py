@@ -23,6 +23,9 @@ from batchq.runtime import Runtime
 
 #: How often a running page reads its batch's rate again, and the longest single wait.
 REFRESH_SECONDS = 1.0
+#: A worker reserves as many slots at once as the rate allows in this long, so a fast
+#: rate costs one round trip to the limiter per batch of items, not one per item.
+BURST_SECONDS = 0.02
 #: Throttles kept per process (one per batch it ran lately).
 _KEPT = 256
 _throttles: OrderedDict[str, ItemThrottle] = OrderedDict()
@@ -44,6 +47,7 @@ class ItemThrottle:
         self._clock = clock
         self._sleep = sleep
         self._read_at = clock()
+        self._reserved = 0  # slots taken by the last reservation and not used yet
 
     def claimed(self, rate: float | None) -> None:
         """A claim just read the batch's rate: no need to read it again for a second."""
@@ -54,12 +58,18 @@ class ItemThrottle:
         while True:
             rate = self._current_rate()
             if rate is None:
+                self._reserved = 0
                 return
+            if self._reserved > 0:
+                self._reserved -= 1
+                return
+            slots = max(1, int(rate * BURST_SECONDS))
             limiter = self._limiter or limiter_of(self._rt)
-            wait = limiter.reserve_within(self._key, 1.0 / rate, REFRESH_SECONDS)
+            wait = limiter.reserve_within(self._key, slots / rate, REFRESH_SECONDS)
             if wait is not None:
                 if wait > 0:
                     self._sleep(wait)
+                self._reserved = slots - 1
                 return
             self._sleep(REFRESH_SECONDS)  # no slot within a second: read the rate again
 

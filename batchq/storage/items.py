@@ -212,7 +212,7 @@ def _all_items(conn: sa.Connection, batch_id: str, done: Sequence[Segment],
     for row in rows(conn.execute(query)):
         if row["message"] is not None:
             status = ItemStatus.FAILED
-        elif row["retry_seq"] is None and processed.covers(row["stage"], row["pos"]):
+        elif not row["pending"] and processed.covers(row["stage"], row["pos"]):
             status = ItemStatus.SUCCEEDED
         else:
             status = ItemStatus.UNPROCESSED  # its page has not run, or its retry is pending
@@ -227,7 +227,7 @@ def _succeeded_items(conn: sa.Connection, batch_id: str, done: Sequence[Segment]
         return []
     query = (_items_with_outcomes(batch_id)
              .where(_in_segments(done), *_seq_bounds(conn, batch_id, done))
-             .where(item_errors.c.pos.is_(None), item_retries.c.seq.is_(None)))
+             .where(item_errors.c.pos.is_(None), ~_pending_retry()))
     query = _windowed(query.order_by(items.c.seq), window, items.c.seq)
     return [_item(row, ItemStatus.SUCCEEDED) for row in rows(conn.execute(query))]
 
@@ -244,7 +244,7 @@ def _unprocessed_items(conn: sa.Connection, batch_id: str, holes: Sequence[Segme
         wanted.append(_in_segments(holes))
         bounds = _seq_bounds(conn, batch_id, holes, also=(lowest, highest))
     if lowest is not None:
-        wanted.append(item_retries.c.seq.is_not(None))
+        wanted.append(_pending_retry())
         if not holes:
             bounds = [items.c.seq >= lowest, items.c.seq <= highest]
     query = _items_with_outcomes(batch_id).where(sa.or_(*wanted), *bounds)
@@ -253,12 +253,17 @@ def _unprocessed_items(conn: sa.Connection, batch_id: str, holes: Sequence[Segme
 
 
 def _items_with_outcomes(batch_id: str) -> sa.Select[Any]:
-    """Items with their error message and, when their retry is pending, ``retry_seq``."""
+    """Items with their error message, and ``pending`` when their retry is pending."""
     return (sa.select(items.c.seq, items.c.key, items.c.stage, items.c.pos, items.c.payload,
-                      item_errors.c.message, item_retries.c.seq.label("retry_seq"))
+                      item_errors.c.message, _pending_retry().label("pending"))
             .outerjoin(item_errors, _same_item(items, item_errors))
-            .outerjoin(item_retries, _same_item(items, item_retries))
             .where(items.c.batch_id == batch_id))
+
+
+def _pending_retry() -> sa.Exists:
+    """Is the item's retry pending? A primary-key look-up per item, as a subquery: a join to
+    ``item_retries`` would keep PostgreSQL from walking the ``(batch_id, seq)`` index."""
+    return sa.exists().where(_same_item(item_retries, items))
 
 
 def _same_item(left: sa.Table, right: sa.Table) -> sa.ColumnElement[bool]:
