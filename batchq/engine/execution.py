@@ -18,7 +18,7 @@ from batchq.batch_types.registry import BatchType
 from batchq.domain.page_runs import ClaimRequest, ItemFailure, ItemRetry, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
 from batchq.engine.heartbeat import LeaseHeartbeat
-from batchq.engine.retries import next_attempt_in, policy_of
+from batchq.engine.retries import failed_item, policy_of
 from batchq.engine.seeding import queue_more_pages
 from batchq.engine.throttle import item_throttle
 from batchq.errors import BatchqError
@@ -124,13 +124,12 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
                                   claim.item_attempt)
             error = _run_item(batch_type, row["payload"], context)
             message = None if error is None else _error_message(error)
-        later = None if error is None else next_attempt_in(policy, error, claim.item_attempt)
-        if message is not None and later is not None:
-            retries.append(ItemRetry(claim.stage, row["pos"], row["seq"], row["key"], message,
-                                     later))
-        elif message is not None:
-            failures.append(ItemFailure(claim.stage, row["pos"], row["seq"], row["key"], message,
-                                        claim.item_attempt))
+        if message is not None:
+            failed = failed_item(policy, claim, row, message, error)
+            if isinstance(failed, ItemRetry):
+                retries.append(failed)
+            else:
+                failures.append(failed)
         keep_leases()
     return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures) - len(retries),
                        failures, progress_description=progress.text, retries=retries)

@@ -11,11 +11,12 @@ number of attempts it took. See docs/features.md, "Item retries".
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from batchq.batch_types.context import ItemFailed, RetryItem
 from batchq.batch_types.registry import BatchType
-from batchq.domain.page_runs import PageClaim
+from batchq.domain.page_runs import ItemFailure, ItemRetry, PageClaim
 from batchq.domain.retry_policy import DEFAULT_POLICY, ItemRetryPolicy, retry_delay
 
 
@@ -35,3 +36,14 @@ def next_attempt_in(policy: ItemRetryPolicy, error: BaseException, attempt: int,
         return retry_delay(policy, attempt, True, error.after, rng)
     transient = bool(policy.transient) and isinstance(error, policy.transient)
     return retry_delay(policy, attempt, transient, rng=rng)
+
+
+def failed_item(policy: ItemRetryPolicy, claim: PageClaim, row: Mapping[str, Any], message: str,
+                error: BaseException | None) -> ItemFailure | ItemRetry:
+    """What becomes of an item of ``claim`` that failed with ``message`` (``error`` None: the
+    item could not run at all): a retry later, or its final failure."""
+    later = None if error is None else next_attempt_in(policy, error, claim.item_attempt)
+    if later is not None:
+        return ItemRetry(claim.stage, row["pos"], row["seq"], row["key"], message, later)
+    return ItemFailure(claim.stage, row["pos"], row["seq"], row["key"], message,
+                       claim.item_attempt)

@@ -356,3 +356,12 @@ def test_a_refused_user_add_is_one_line(project: Path) -> None:
     in_folder(project, "user", "add", "dup")
     one_line_failure(in_folder(project, "user", "add", "dup"), "already exists")
     one_line_failure(in_folder(project, "user", "add", "a:b"), "without ':'")
+
+
+def test_migrate_creates_the_embedded_database_in_the_data_folder(tmp_path: Path) -> None:
+    result = in_folder(tmp_path, "migrate", env={"BATCHQ_DATA_DIR": "here"})
+
+    assert result.exit_code == 0, result.output
+    assert "Database is up to date" in result.output
+    assert (tmp_path / "here" / "batchq.db").is_file()
+    assert in_folder(tmp_path, "user", "ls", env={"BATCHQ_DATA_DIR": "here"}).exit_code == 0
