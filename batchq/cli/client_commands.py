@@ -280,7 +280,7 @@ def describe(batch: dict[str, Any]) -> list[tuple[str, str]]:
         ("Created", _when(batch.get("createdAt"))), ("Started", _when(batch.get("startedAt"))),
         ("Finished", _when(batch.get("finishedAt"))),
         ("Failure", batch.get("failureReason") or ""),
-        ("Note", batch.get("progressDescription") or "" if batch["status"] in ACTIVE else ""),
+        ("Note", _note(batch)),
         ("Retry of", batch.get("retryOf") or ""),
         ("Retries", ", ".join(batch.get("retries") or [])),
         ("Throttle", _throttle_text(batch)),
@@ -356,6 +356,14 @@ def batch_table(batches: list[dict[str, Any]]) -> str:
             for b in batches]
     return table(("ID", "TYPE", "STATUS", "PROGRESS", "CREATED"), rows,
                  lambda column, cell: status_style(cell) if column == 2 else {})
+
+
+def _note(batch: dict[str, Any]) -> str:
+    """What an active batch's progressDescription adds: why it waits (outside its run
+    windows), or its handler's own text; batchq's sentence of status and counts adds nothing."""
+    note = str(batch.get("progressDescription") or "")
+    own_sentence = note.startswith((batch["status"], "Suspended", "Waiting for a worker"))
+    return note if batch["status"] in ACTIVE and not own_sentence else ""
 
 
 def _throttle_text(batch: dict[str, Any]) -> str:

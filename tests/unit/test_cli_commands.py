@@ -365,3 +365,21 @@ def test_migrate_creates_the_embedded_database_in_the_data_folder(tmp_path: Path
     assert "Database is up to date" in result.output
     assert (tmp_path / "here" / "batchq.db").is_file()
     assert in_folder(tmp_path, "user", "ls", env={"BATCHQ_DATA_DIR": "here"}).exit_code == 0
+
+
+def test_status_says_why_a_batch_waits_and_shows_its_limits(
+    rt: Runtime, env: dict[str, str]
+) -> None:
+    from datetime import datetime
+
+    rt.storage.pages.gate.clock = lambda: datetime(2026, 1, 5, 12, 0)  # Monday 13:00 Berlin
+    windows = [{"days": "Mon-Fri", "from": "22:00", "to": "06:00", "timezone": "Europe/Berlin"}]
+    batch_id = create(rt, "echo", [1], run_windows=windows, max_items_per_second=5)
+
+    shown = run(env, "status", batch_id[:8]).output
+
+    assert "Note:        Outside its run windows (Mon-Fri 22:00-06:00 Europe/Berlin)" in shown
+    assert "Throttle:    5 items/s" in shown
+    assert "Run windows: Mon-Fri 22:00-06:00 Europe/Berlin" in shown
+    plain = create(rt, "echo", [1])
+    assert "Note:" not in run(env, "status", plain).output  # "Waiting for a worker" adds nothing
