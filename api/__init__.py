@@ -39,12 +39,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from api.multi_tenant import blp as multi_tenant
     from api.processes import blp as batch_processes
     from api.results import blp as results
+    from api.retries import blp as retries
 
     api.register_blueprint(batches)
     api.register_blueprint(items)
     api.register_blueprint(results)
     api.register_blueprint(deliveries)
     api.register_blueprint(events)
+    api.register_blueprint(retries)
     api.register_blueprint(multi_tenant)
     api.register_blueprint(batch_types)
     api.register_blueprint(batch_processes)

@@ -34,7 +34,8 @@ def _filter(args: dict[str, Any]) -> BatchFilter:
     return BatchFilter(batch_id=args.get("batch_id"), type=args.get("type"),
                        status=args.get("status"), tenant_ids=args.get("tenant_id_in"),
                        without_tenant=args["without_tenant_id"],
-                       suspended=args.get("suspended"), created_by=args.get("created_by"))
+                       suspended=args.get("suspended"), created_by=args.get("created_by"),
+                       id_prefix=args.get("batch_id_prefix"))
 
 
 def _shown(batch_id: str) -> dict[str, Any]:
@@ -46,12 +47,14 @@ class Batches(MethodView):
     @blp.arguments(BatchQuerySchema, location="query", unknown="raise")
     @blp.response(200, BatchListItemSchema(many=True))
     @blp.alt_response(401, description=NO_CREDENTIAL)
-    @blp.alt_response(400, description="An unknown filter or sort, or sortBy without sortOrder")
+    @blp.alt_response(400, description="An unknown filter or sort, sortBy without sortOrder, "
+                                       "or an afterKey that names no batch you may read")
     def get(self, args: dict[str, Any]) -> list[Any]:
         """List the batches you may read, filtered, sorted and paged"""
         order = BatchOrder(sort_by=args.get("sort_by"),
                            descending=args.get("sort_order") == "desc")
-        window = Window(args["first_result"], args["max_results"])
+        window = Window(args["first_result"], args["max_results"],
+                        after_key=args.get("after_key"))
         return listing.list_batches(runtime(), current_caller(), _filter(args), order, window)
 
     @idempotent(blp)
@@ -70,8 +73,9 @@ class Batches(MethodView):
         rt = runtime()
         caller = current_caller()
         options = {name: body[name] for name in
-                   ("description", "page_size", "jobs_per_seed",
-                    "failure_threshold", "retention_days", "callback_url") if name in body}
+                   ("description", "page_size", "jobs_per_seed", "failure_threshold",
+                    "retention_days", "callback_url", "retry_policy", "run_windows",
+                    "max_items_per_second", "max_concurrent_jobs") if name in body}
         tenant = tenant_of_new_batch(caller, body.get("tenant_id"), "tenant_id" in body)
         request = NewBatch(type=body["type"], params=body["params"], tenant_id=tenant,
                            create_user_id=caller.name, **options)
@@ -105,9 +109,12 @@ class BatchById(MethodView):
     @blp.alt_response(401, description=NO_CREDENTIAL)
     @blp.alt_response(403, description="You may read the batch but not change it")
     @blp.alt_response(404, description="No such batch, or not one you may read")
+    @blp.alt_response(400, description="Nothing to change, or a value out of range or over "
+                                       "the tenant's cap (BATCHQ_TENANT_LIMITS)")
     @blp.alt_response(409, description="The batch already finished")
     def patch(self, body: dict[str, Any], batch_id: str) -> dict[str, Any]:
-        """Suspend or resume a batch, or change its description"""
+        """Suspend or resume, describe, rethrottle (maxItemsPerSecond, maxConcurrentJobs) or
+        re-window (runWindows) a batch; a new limit holds within a second"""
         listing.check_access(runtime(), current_caller(), batch_id, change=True)
         control.change_batch(runtime(), batch_id, body)
         return _shown(batch_id)

@@ -31,24 +31,28 @@ def _readable_batch(batch_id: str) -> Row:
 
 
 def _window(args: dict[str, Any]) -> Window:
-    return Window(args["first_result"], args["max_results"])
+    return Window(args["first_result"], args["max_results"], after_index=args.get("after_index"))
 
 
-def _windowed(args: dict[str, Any], total: int, **listed: Any) -> dict[str, Any]:
+def _windowed(args: dict[str, Any], total: int, rows: list[Any], **listed: Any) -> dict[str, Any]:
+    """The answer's envelope; ``nextAfterIndex`` is the last row's index when the window is full."""
+    full = len(rows) == args["max_results"]
     return {"total": total, "first_result": args["first_result"],
-            "max_results": args["max_results"], **listed}
+            "max_results": args["max_results"], "after_index": args.get("after_index"),
+            "next_after_index": rows[-1]["seq"] if full else None, **listed}
 
 
 @blp.route("/<batch_id>/errors")
 @blp.arguments(WindowQuerySchema, location="query", unknown="raise")
 @blp.response(200, ErrorPageSchema)
-@blp.alt_response(400, description="firstResult or maxResults out of range")
+@blp.alt_response(400, description="firstResult, maxResults or afterIndex out of range, or "
+                                   "afterIndex with firstResult")
 @blp.alt_response(401, description=NO_CREDENTIAL)
 @blp.alt_response(404, description=NOT_READABLE)
 def errors(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """List the item errors of a batch, in input order"""
     total, errors = item_reads.list_errors(runtime(), _readable_batch(batch_id), _window(args))
-    return _windowed(args, total, errors=errors)
+    return _windowed(args, total, errors, errors=errors)
 
 
 @blp.route("/<batch_id>/errors/summary")
@@ -77,4 +81,4 @@ def list_items(args: dict[str, Any], batch_id: str) -> dict[str, Any]:
     for item in found:
         if item["error"] is None:
             del item["error"]
-    return _windowed(args, total, status=status, items=found)
+    return _windowed(args, total, found, status=status, items=found)

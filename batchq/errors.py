@@ -79,6 +79,14 @@ class UnknownBatchType(NotFound):
     """
 
 
+class UnknownUser(NotFound):
+    """No user has that name."""
+
+
+class AmbiguousId(InvalidRequest):
+    """A short id (an id's first characters) matches more than one batch."""
+
+
 class ResultFileNotFound(NotFound):
     """The batch has no result file (yet, or at all)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from batchq.adapters.egress import shared_egress
@@ -12,6 +13,7 @@ from batchq.batch_types.registry import Registry
 from batchq.settings import Settings
 from batchq.storage import Storage
 from batchq.storage.engine import create_engine
+from batchq.storage.throttling import StartGate
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ class Runtime:
     registry: Registry
     dispatcher: Dispatcher
 
+    def clock(self) -> datetime:
+        """The wall clock of run windows, naive UTC (``StartGate.clock``; a test may fake it)."""
+        return self.storage.pages.gate.clock()
+
     def send(self, kind: str, batch_id: str, *args: int) -> bool:
         """Send a message, logging instead of raising when the broker is unreachable.
 
@@ -59,4 +65,5 @@ def build_runtime(settings: Settings, dispatcher: Dispatcher, **engine_options: 
     """
     shared_egress.configure(settings)
     engine = create_engine(settings.database_url, **engine_options)
-    return Runtime(settings, Storage(engine), load_types(settings.types), dispatcher)
+    gate = StartGate(settings.tenant_limit_rules)
+    return Runtime(settings, Storage(engine, gate), load_types(settings.types), dispatcher)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from batchq.domain.throttling import TenantLimits, parse_tenant_limits
 from batchq.errors import ConfigurationError
 
 
@@ -38,6 +39,8 @@ class Settings:
     item_timeout_seconds: float = 3600.0
     requeue_after_seconds: float = 120.0
     max_attempts: int = 3
+    # Per-tenant caps and defaults of rethrottling: a JSON object (batchq.domain.throttling).
+    tenant_limits: str = ""
     monitor_interval_seconds: float = 5.0
     post_batch_timeout_seconds: float = 3600.0
     cleanup_interval_seconds: float = 86400.0
@@ -75,6 +78,10 @@ class Settings:
                                      "more, BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS positive")
         if self.failure_threshold is not None and not 0 < self.failure_threshold <= 1:
             raise ConfigurationError("BATCHQ_FAILURE_THRESHOLD must be in (0, 1] or 'none'")
+        try:
+            parse_tenant_limits(self.tenant_limits)
+        except ValueError as exc:
+            raise ConfigurationError(f"BATCHQ_TENANT_LIMITS {exc}") from None
         self._check_push_settings()
 
     def _check_push_settings(self) -> None:
@@ -93,6 +100,11 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"BATCHQ_{name.upper()} must be positive")
+
+    @property
+    def tenant_limit_rules(self) -> TenantLimits:
+        """``tenant_limits`` parsed: each tenant's caps and defaults."""
+        return parse_tenant_limits(self.tenant_limits)
 
     @property
     def embedded(self) -> bool:

@@ -11,8 +11,10 @@ from typing import Any
 from batchq import (
     BatchSummary,
     ItemContext,
+    ItemRetryPolicy,
     PostBatchResult,
     ResultFile,
+    RetryItem,
     SourceChunk,
     batch_type,
 )
@@ -91,4 +93,27 @@ def cannot_cancel(payload: Any, ctx: ItemContext) -> Any:
 def progress(payload: Any, ctx: ItemContext) -> Any:
     """Echo, telling how far it got: "Escalated activity <n>"."""
     ctx.set_progress(f"Escalated activity {payload['n']}")
+    return echo(payload, ctx)
+
+
+def _stall_once(marker: str) -> None:
+    """The first process to get here writes its pid to ``marker`` and hangs (to be killed)."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text(str(os.getpid()))
+        time.sleep(600)
+
+
+@batch_type("test-flaky", failure_threshold=None,
+            retry=ItemRetryPolicy(max_attempts=3, backoff="fixed", delay_seconds=0.5,
+                                  jitter=False, transient=(ConnectionError,)))
+def flaky(payload: Any, ctx: ItemContext) -> Any:
+    """Fails transiently on its first ``fail_times`` attempts (RetryItem, or ConnectionError
+    with ``"connection": true``); ``stall_on_attempt`` with ``marker`` hangs that attempt once."""
+    if payload.get("stall_on_attempt") == ctx.attempt:
+        _stall_once(payload["marker"])
+    if ctx.attempt <= payload.get("fail_times", 0):
+        if payload.get("connection"):
+            raise ConnectionError(f"refused on attempt {ctx.attempt}")
+        raise RetryItem(f"busy on attempt {ctx.attempt}", after=0.2)
     return echo(payload, ctx)

@@ -16,8 +16,16 @@ from marshmallow import (
 
 from api.schemas.common import CommaList, JsonBody, UtcDateTime, WorkQueueStatusSchema
 from batchq.domain.lists import MAX_RESULTS, SORT_KEYS
+from batchq.domain.retry_policy import BACKOFFS, MAX_ATTEMPTS, MAX_DELAY_SECONDS
+from batchq.domain.run_windows import MAX_WINDOWS
 from batchq.domain.statuses import BatchStatus
+from batchq.domain.throttling import (
+    MAX_CONCURRENT_JOBS,
+    MAX_ITEMS_PER_SECOND,
+    MIN_ITEMS_PER_SECOND,
+)
 from batchq.service.creation import MAX_CALLBACK_URL_CHARS, MAX_RETENTION_DAYS
+from batchq.service.retry_batches import SELECTIONS
 
 
 class ItemList(fields.Field):
@@ -31,6 +39,69 @@ class ItemList(fields.Field):
         if not isinstance(value, list):
             raise ValidationError("items must be a JSON array")
         return value
+
+
+class RetryPolicySchema(JsonBody):
+    """An item retry policy's numbers: ``retryPolicy`` of ``POST /batches``, loaded under their
+    REST names, as ``batchq.domain.retry_policy`` takes them."""
+
+    class Meta:
+        unknown = RAISE
+
+    max_attempts = fields.Int(data_key="maxAttempts", attribute="maxAttempts", strict=True,
+                              validate=validate.Range(min=1, max=MAX_ATTEMPTS), metadata={
+                                  "description": "Runs of a transiently failing item, the "
+                                                 "first included (1: never retried)"})
+    backoff = fields.Str(validate=validate.OneOf(BACKOFFS))
+    delay_seconds = fields.Float(data_key="delaySeconds", attribute="delaySeconds",
+                                 validate=validate.Range(min=0, max=MAX_DELAY_SECONDS),
+                                 metadata={"description": "The wait before the first retry"})
+    max_delay_seconds = fields.Float(data_key="maxDelaySeconds", attribute="maxDelaySeconds",
+                                     validate=validate.Range(min=0, max=MAX_DELAY_SECONDS))
+    jitter = fields.Bool(metadata={"description": "Draw each wait from the upper half of it"})
+
+
+class RunWindowSchema(Schema):
+    """One run window: ``{"days": "Mon-Fri", "from": "22:00", "to": "06:00",
+    "timezone": "Europe/Berlin"}``; batchq checks its values and names what is wrong."""
+
+    class Meta:
+        unknown = RAISE
+
+    days = fields.Str(validate=validate.Length(max=100), metadata={
+        "description": '"Mon-Fri", "Sat,Sun", "Fri-Mon" or "*" (default: every day)'})
+    from_ = fields.Str(data_key="from", attribute="from", required=True,
+                       validate=validate.Length(max=8),
+                       metadata={"description": 'Local opening time, "HH:MM"'})
+    to = fields.Str(required=True, validate=validate.Length(max=8), metadata={
+        "description": 'Local closing time, "HH:MM"; not after "from": the next day'})
+    timezone = fields.Str(validate=validate.Length(max=100),
+                          metadata={"description": "IANA time zone (default UTC)"})
+
+
+def run_windows_field() -> fields.List:
+    """``runWindows``: a list of ``RunWindowSchema``."""
+    return fields.List(fields.Nested(RunWindowSchema), data_key="runWindows", allow_none=True,
+                       validate=validate.Length(max=MAX_WINDOWS), metadata={
+                           "description": "Pages start only inside one of these windows; "
+                                          "[] or null: at any time"})
+
+
+def items_per_second_field() -> fields.Float:
+    """``maxItemsPerSecond``."""
+    return fields.Float(
+        data_key="maxItemsPerSecond", allow_none=True,
+        validate=validate.Range(min=MIN_ITEMS_PER_SECOND, max=MAX_ITEMS_PER_SECOND),
+        metadata={"description": "Items started per second across all workers; null: no "
+                                 "limit (or the tenant's cap)"})
+
+
+def concurrent_jobs_field() -> fields.Int:
+    """``maxConcurrentJobs``."""
+    return fields.Int(
+        data_key="maxConcurrentJobs", allow_none=True, strict=True,
+        validate=validate.Range(min=1, max=MAX_CONCURRENT_JOBS),
+        metadata={"description": "Pages of this batch running at once; null: no limit"})
 
 
 class BatchCreateSchema(JsonBody):
@@ -58,13 +129,30 @@ class BatchCreateSchema(JsonBody):
         validate=validate.Length(max=MAX_CALLBACK_URL_CHARS), metadata={
             "description": "Where the signed completion webhooks go (default: the type's); "
                            "null for none. Refused if the egress rule refuses its host"})
+    retry_policy = fields.Nested(RetryPolicySchema, data_key="retryPolicy", metadata={
+        "description": "Overrides the numbers of the type's item retry policy"})
+    run_windows = run_windows_field()
+    max_items_per_second = items_per_second_field()
+    max_concurrent_jobs = concurrent_jobs_field()
 
 
 class BatchPatchSchema(JsonBody):
-    """``PATCH /batches/{id}``."""
+    """``PATCH /batches/{id}``: suspend or resume, describe, rethrottle, re-window."""
 
     suspended = fields.Bool()
     description = fields.Str(allow_none=True, validate=validate.Length(max=2000))
+    run_windows = run_windows_field()
+    max_items_per_second = items_per_second_field()
+    max_concurrent_jobs = concurrent_jobs_field()
+
+
+class RetryRequestSchema(JsonBody):
+    """``POST /batches/{id}/retry``."""
+
+    items = fields.Str(required=True, validate=validate.OneOf(list(SELECTIONS)), metadata={
+        "description": "Which items of the finished batch the new batch holds"})
+    description = fields.Str(allow_none=True, validate=validate.Length(max=2000), metadata={
+        "description": "Default: which items of which batch it retries"})
 
 
 class ResultFileInfoSchema(Schema):
@@ -119,6 +207,20 @@ class BatchSchema(Schema):
     item_errors = fields.Dict(keys=fields.Str(), values=fields.Str(), data_key="itemErrors",
                               metadata={"description": "{item key: message}, capped"})
     item_errors_truncated = fields.Bool(data_key="itemErrorsTruncated")
+    retry_of = fields.Str(data_key="retryOf", allow_none=True, metadata={
+        "description": "The batch whose items this retry batch retries (POST "
+                       "/batches/{id}/retry), else null"})
+    retry_selection = fields.Str(data_key="retryItems", allow_none=True, metadata={
+        "description": "Which items of retryOf it holds: failed, unprocessed or "
+                       "failed+unprocessed"})
+    retries = fields.List(fields.Str(), metadata={
+        "description": "The ids of this batch's retry batches, oldest first"})
+    retry_policy = fields.Dict(data_key="retryPolicy", allow_none=True, metadata={
+        "description": "The item retry policy in force: maxAttempts, backoff, delaySeconds, "
+                       "maxDelaySeconds, jitter"})
+    max_items_per_second = fields.Float(data_key="maxItemsPerSecond", allow_none=True)
+    max_concurrent_jobs = fields.Int(data_key="maxConcurrentJobs", allow_none=True)
+    run_windows = fields.List(fields.Dict(), data_key="runWindows", allow_none=True)
     # The Camunda 7 batch API's names, so a client written for that API reads a batch unchanged.
     batch_jobs_per_seed = fields.Int(data_key="batchJobsPerSeed")
     invocations_per_batch_job = fields.Int(data_key="invocationsPerBatchJob")
@@ -152,6 +254,9 @@ class BatchFilterSchema(Schema):
     without_tenant_id = fields.Bool(data_key="withoutTenantId", load_default=False)
     suspended = fields.Bool()
     created_by = fields.Str(data_key="createdBy", metadata={"description": "A user name"})
+    batch_id_prefix = fields.Str(data_key="batchIdPrefix", validate=validate.Length(min=1, max=36),
+                                 metadata={"description": "Batches whose id starts with this "
+                                                          "(a short id)"})
 
 
 class BatchQuerySchema(BatchFilterSchema):
@@ -163,12 +268,23 @@ class BatchQuerySchema(BatchFilterSchema):
                               validate=validate.Range(min=0, max=2**31 - 1))
     max_results = fields.Int(data_key="maxResults", load_default=100,
                              validate=validate.Range(min=1, max=MAX_RESULTS))
+    after_key = fields.Str(data_key="afterKey", validate=validate.Length(min=1, max=36),
+                           metadata={"description": "A cursor: the id of the last batch of the "
+                                                    "previous answer; the list goes on after "
+                                                    "it, in the same sort (not with "
+                                                    "firstResult)"})
 
     @validates_schema
     def sort_needs_both(self, data: dict[str, Any], **_: Any) -> None:
         if ("sort_by" in data) != ("sort_order" in data):
             raise ValidationError("sortBy and sortOrder must be given together",
                                   "sortBy" if "sort_order" in data else "sortOrder")
+
+    @validates_schema
+    def one_way_to_page(self, data: dict[str, Any], **_: Any) -> None:
+        if "after_key" in data and data.get("first_result"):
+            raise ValidationError("afterKey and firstResult page in two ways: send one",
+                                  "afterKey")
 
 
 class BatchCountSchema(Schema):
@@ -197,3 +313,4 @@ class BatchListItemSchema(Schema):
     started_at = UtcDateTime(data_key="startedAt", allow_none=True)
     finished_at = UtcDateTime(data_key="finishedAt", allow_none=True)
     failure_reason = fields.Str(data_key="failureReason", allow_none=True)
+    retry_of = fields.Str(data_key="retryOf", allow_none=True)

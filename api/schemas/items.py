@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.common import UtcDateTime
 from batchq.domain.item_outcomes import DEFAULT_TOP_MESSAGES, MAX_TOP_MESSAGES, ItemStatus
@@ -25,6 +27,18 @@ class WindowQuerySchema(Schema):
                              metadata={"description": f"At most this many rows, 1 to "
                                                       f"{MAX_RESULTS} (default "
                                                       f"{DEFAULT_MAX_RESULTS})"})
+    after_index = fields.Int(data_key="afterIndex", validate=validate.Range(min=-1, max=2**62),
+                             metadata={"description": "A cursor: list the rows after the item "
+                                                      "at this index (nextAfterIndex of the "
+                                                      "previous answer); as fast at the "
+                                                      "millionth row as at the first. Not with "
+                                                      "firstResult"})
+
+    @validates_schema
+    def one_way_to_page(self, data: dict[str, Any], **_: Any) -> None:
+        if "after_index" in data and data.get("first_result"):
+            raise ValidationError("afterIndex and firstResult page in two ways: send one",
+                                  "afterIndex")
 
 
 class ItemQuerySchema(WindowQuerySchema):
@@ -52,6 +66,8 @@ class ItemErrorSchema(Schema):
     key = fields.Str()
     message = fields.Str()
     failed_at = UtcDateTime(data_key="failedAt")
+    attempts = fields.Int(metadata={"description": "How many times the item ran, its last "
+                                                   "failing run included"})
 
 
 class ErrorPageSchema(Schema):
@@ -60,6 +76,9 @@ class ErrorPageSchema(Schema):
     total = fields.Int(metadata={"description": "All errors of the batch (= failedItems)"})
     first_result = fields.Int(data_key="firstResult")
     max_results = fields.Int(data_key="maxResults")
+    after_index = fields.Int(data_key="afterIndex", allow_none=True)
+    next_after_index = fields.Int(data_key="nextAfterIndex", allow_none=True, metadata={
+        "description": "Pass as afterIndex for the next window; null: this window is the last"})
     errors = fields.List(fields.Nested(ItemErrorSchema))
 
 
@@ -81,6 +100,9 @@ class ItemPageSchema(Schema):
                         metadata={"description": "The filter, null for every item"})
     first_result = fields.Int(data_key="firstResult")
     max_results = fields.Int(data_key="maxResults")
+    after_index = fields.Int(data_key="afterIndex", allow_none=True)
+    next_after_index = fields.Int(data_key="nextAfterIndex", allow_none=True, metadata={
+        "description": "Pass as afterIndex for the next window; null: this window is the last"})
     items = fields.List(fields.Nested(ItemSchema))
 
 

@@ -47,10 +47,34 @@ return start - now
 """
 
 
+# The same, but reserving only a slot that starts within ARGV[3] microseconds; otherwise
+# nothing changes and the wait (negated) is returned.
+_RESERVE_WITHIN_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local start = tonumber(redis.call('GET', KEYS[1]) or now)
+if start < now then start = now end
+if start - now > tonumber(ARGV[3]) then return now - start end
+local next_free = start + tonumber(ARGV[1])
+local ttl_ms = math.ceil((next_free - now) / 1000) + tonumber(ARGV[2]) * 1000
+redis.call('SET', KEYS[1], string.format('%d', next_free), 'PX', ttl_ms)
+return start - now
+"""
+
+
 def reserve_slot(next_free: float, now: float, interval: float) -> tuple[float, float]:
     """(how long to wait from ``now``, the key's new next free slot) for one call."""
     start = max(next_free, now)
     return start - now, start + interval
+
+
+def reserve_slot_within(next_free: float, now: float, interval: float,
+                        max_wait: float) -> tuple[float | None, float]:
+    """``reserve_slot``, but only for a slot that starts within ``max_wait``: else
+    (None, ``next_free`` unchanged)."""
+    if max(next_free, now) - now > max_wait:
+        return None, next_free
+    return reserve_slot(next_free, now, interval)
 
 
 class RateLimiter(ABC):
@@ -72,6 +96,15 @@ class RateLimiter(ABC):
     def reserve(self, key: str, interval: float) -> float:
         """Take the next free slot of ``key`` and return the seconds until it starts."""
 
+    @abstractmethod
+    def reserve_within(self, key: str, interval: float, max_wait: float) -> float | None:
+        """Take the next free slot of ``key`` if it starts within ``max_wait`` seconds and
+        return the seconds until then; None (nothing taken) if it starts later.
+
+        A caller that may change its rate meanwhile (a rethrottled batch) waits
+        at most ``max_wait`` before it asks again with the new interval.
+        """
+
 
 class RedisRateLimiter(RateLimiter):
     """Slots in Redis, reserved by one Lua script: shared by every machine using that Redis."""
@@ -79,6 +112,7 @@ class RedisRateLimiter(RateLimiter):
     def __init__(self, client: redis.Redis[bytes], sleep: Sleep = time.sleep) -> None:
         super().__init__(sleep)
         self._reserve = client.register_script(_RESERVE_LUA)
+        self._reserve_within = client.register_script(_RESERVE_WITHIN_LUA)
 
     @classmethod
     def from_url(cls, url: str, sleep: Sleep = time.sleep) -> RedisRateLimiter:
@@ -89,6 +123,12 @@ class RedisRateLimiter(RateLimiter):
         micros = self._reserve(keys=[REDIS_PREFIX + key],
                                args=[round(interval * 1_000_000), IDLE_SECONDS])
         return int(micros) / 1_000_000
+
+    def reserve_within(self, key: str, interval: float, max_wait: float) -> float | None:
+        micros = int(self._reserve_within(
+            keys=[REDIS_PREFIX + key],
+            args=[round(interval * 1_000_000), IDLE_SECONDS, round(max_wait * 1_000_000)]))
+        return None if micros < 0 else micros / 1_000_000
 
 
 class FileRateLimiter(RateLimiter):
@@ -102,14 +142,28 @@ class FileRateLimiter(RateLimiter):
         remove_stale_files(self.folder, clock() - STALE_FILE_SECONDS)
 
     def reserve(self, key: str, interval: float) -> float:
+        wait = self._reserve_in_file(key, interval, None)
+        assert wait is not None
+        return wait
+
+    def reserve_within(self, key: str, interval: float, max_wait: float) -> float | None:
+        return self._reserve_in_file(key, interval, max_wait)
+
+    def _reserve_in_file(self, key: str, interval: float, max_wait: float | None) -> float | None:
         fd = os.open(self.path_of(key), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             next_free = _parse_slot(os.read(fd, 64))
-            wait, next_free = reserve_slot(next_free, self._clock(), interval)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            os.write(fd, repr(next_free).encode())
+            if max_wait is None:
+                wait: float | None
+                wait, next_free = reserve_slot(next_free, self._clock(), interval)
+            else:
+                wait, next_free = reserve_slot_within(next_free, self._clock(), interval,
+                                                      max_wait)
+            if wait is not None:
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, repr(next_free).encode())
             return wait
         finally:
             os.close(fd)  # also releases the lock

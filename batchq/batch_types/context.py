@@ -20,6 +20,25 @@ class ItemFailed(Exception):
         self.message = message
 
 
+class RetryItem(Exception):
+    """Raised by a handler: the item failed for a passing reason, run it again later.
+
+    The item goes to a retry page of its batch that starts ``after`` seconds on
+    (None: after the back-off of the batch's item retry policy), and its page
+    goes on with the next item. Once the policy's ``max_attempts`` are used up,
+    the item fails with ``message``.
+    """
+
+    def __init__(self, message: str = "the handler asked for a retry", *,
+                 after: float | None = None) -> None:
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int | float)
+                                  or not 0 <= after < float("inf")):
+            raise ValueError(f"RetryItem(after=...) takes seconds, a number >= 0, not {after!r}")
+        super().__init__(message)
+        self.message = message
+        self.after = None if after is None else float(after)
+
+
 #: The longest progress description a batch keeps; a longer one is cut.
 MAX_PROGRESS_DESCRIPTION = 1000
 
@@ -46,6 +65,8 @@ class ItemContext:
     stage: int
     params: Mapping[str, Any]
     progress: ProgressNote = field(default_factory=ProgressNote, repr=False, compare=False)
+    #: Which run of the item this is: 1, or more once a transient failure is retried.
+    attempt: int = 1
 
     def set_progress(self, text: str) -> None:
         """Show ``text`` as the batch's ``progressDescription`` (e.g. "Escalated 40 of 200").

@@ -10,7 +10,7 @@ importing a module changes no registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -18,8 +18,11 @@ from typing import Any
 from marshmallow import Schema
 
 from batchq.batch_types.context import ItemHandler, PostBatchStep, Source
+from batchq.domain.retry_policy import ItemRetryPolicy
+from batchq.domain.run_windows import parse_windows
 from batchq.domain.schedules import parse_cron
-from batchq.errors import ConfigurationError, UnknownBatchType
+from batchq.domain.throttling import concurrency_problem, rate_problem
+from batchq.errors import ConfigurationError, InvalidBatch, UnknownBatchType
 
 _UNSET: Any = object()
 #: The attribute ``@batch_type`` sets on a handler: the ``BatchType`` it declares.
@@ -50,6 +53,15 @@ class BatchType:
     schedule: str | None = None
     #: Where the completion webhooks of the type's batches go unless a batch names another.
     callback_url: str | None = None
+    #: How items that fail transiently are retried (None: only ``RetryItem``, by the
+    #: default ``ItemRetryPolicy()``); a batch may override its numbers.
+    retry: ItemRetryPolicy | None = None
+    #: When the type's batches may start pages (``batchq.domain.run_windows``), unless a
+    #: batch names its own windows.
+    run_windows: Sequence[Mapping[str, Any]] | None = None
+    #: Defaults of the type's batches' ``maxItemsPerSecond`` and ``maxConcurrentJobs``.
+    max_items_per_second: float | None = None
+    max_concurrent_jobs: int | None = None
 
     def __post_init__(self) -> None:
         if self.source is not None and self.stage_of is not None:
@@ -66,6 +78,22 @@ class BatchType:
             except ValueError as exc:
                 raise ConfigurationError(
                     f"Batch type {self.code!r} has a bad schedule: {exc}") from exc
+        self._check_run_limits()
+
+    def _check_run_limits(self) -> None:
+        """Refuse run windows and throttles a batch could not be given either."""
+        try:
+            parse_windows(self.run_windows, "run_windows")
+        except InvalidBatch as exc:
+            raise ConfigurationError(f"Batch type {self.code!r}: {exc.message}") from None
+        for name, problem in (("max_items_per_second", rate_problem(self.max_items_per_second)),
+                              ("max_concurrent_jobs",
+                               concurrency_problem(self.max_concurrent_jobs))):
+            if problem is not None:
+                raise ConfigurationError(f"Batch type {self.code!r}: {name} {problem}")
+        if self.retry is not None and not isinstance(self.retry, ItemRetryPolicy):
+            raise ConfigurationError(f"Batch type {self.code!r}: retry must be an "
+                                     f"ItemRetryPolicy, not {type(self.retry).__name__}")
 
     def threshold(self, default: float | None) -> float | None:
         """The type's failure threshold, or ``default`` when the type sets none."""

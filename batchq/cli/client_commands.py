@@ -32,6 +32,8 @@ from batchq.cli.http_client import (
     ClientSettings,
     StreamUnavailable,
 )
+from batchq.cli.options import parse_run_window
+from batchq.cli.output import colour, echo, status_style, table
 from batchq.domain.statuses import ACTIVE_STATUSES, BatchStatus
 
 if TYPE_CHECKING:
@@ -123,9 +125,13 @@ def upload_query(batch_type: str, options: dict[str, Any]) -> dict[str, str]:
     query = {"type": batch_type}
     if options.get("params"):
         query["params"] = json.dumps(options["params"], separators=(",", ":"))
-    for name in ("tenantId", "pageSize", "description"):
+    for name in ("tenantId", "pageSize", "description", "maxItemsPerSecond",
+                 "maxConcurrentJobs"):
         if options.get(name) is not None:
             query[name] = str(options[name])
+    for name in ("runWindows", "retryPolicy"):
+        if options.get(name):
+            query[name] = json.dumps(options[name], separators=(",", ":"))
     return query
 
 
@@ -151,6 +157,15 @@ def _opened(path: str) -> Iterator[tuple[IO[bytes], bool]]:
               help="A parameter of the type; V is JSON if it parses, else text. Repeatable.")
 @click.option("--page-size", type=click.IntRange(min=1), help="Items per page (job).")
 @click.option("--description", help="A description shown with the batch.")
+@click.option("--max-items-per-second", type=click.FloatRange(min=0.1), metavar="RATE",
+              help="Start at most RATE items a second, across all workers.")
+@click.option("--max-concurrent-jobs", type=click.IntRange(min=1), metavar="N",
+              help="Run at most N pages of the batch at once.")
+@click.option("--max-attempts", type=click.IntRange(1, 100), metavar="N",
+              help="Run an item that fails transiently at most N times (the type's policy).")
+@click.option("--run-window", "run_windows", multiple=True, metavar="WINDOW",
+              help="Start pages only in this window, e.g. 'Mon-Fri 22:00-06:00 "
+                   "Europe/Berlin'. Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["json", "ndjson", "csv"]),
               help="The input format (default: from FILE's extension; json for stdin).")
 @click.option("--wait", is_flag=True, help="Show a progress bar until the batch ends; exit 0 "
@@ -160,8 +175,9 @@ def _opened(path: str) -> Iterator[tuple[IO[bytes], bool]]:
                    "progress stream.")
 @friendly_errors
 def submit(batch_type: str, file: str, tenant: str | None, params: tuple[str, ...],
-           page_size: int | None, description: str | None, fmt: str | None, wait: bool,
-           interval: float) -> None:
+           page_size: int | None, description: str | None, max_items_per_second: float | None,
+           max_concurrent_jobs: int | None, max_attempts: int | None,
+           run_windows: tuple[str, ...], fmt: str | None, wait: bool, interval: float) -> None:
     """Create a batch of TYPE from the items in FILE (or - for stdin) and print its id.
 
     JSON (a list of items, or {"items": [...]}) is sent as the JSON body;
@@ -170,9 +186,14 @@ def submit(batch_type: str, file: str, tenant: str | None, params: tuple[str, ..
     """
     options: dict[str, Any] = {"params": dict(parse_param(p) for p in params)}
     for name, value in (("tenantId", tenant), ("pageSize", page_size),
-                        ("description", description)):
+                        ("description", description), ("maxItemsPerSecond", max_items_per_second),
+                        ("maxConcurrentJobs", max_concurrent_jobs)):
         if value is not None:
             options[name] = value
+    if run_windows:
+        options["runWindows"] = [parse_run_window(window) for window in run_windows]
+    if max_attempts is not None:
+        options["retryPolicy"] = {"maxAttempts": max_attempts}
     api = client()
     batch = submit_batch(api, batch_type, file, format_of(file, fmt), options)
     click.echo(batch["id"])
@@ -203,14 +224,17 @@ def _follow_with_progress_bar(api: Client, batch: dict[str, Any],
     """The bar counts processed items; its text shows the failed ones and the status."""
     latest = [batch]
     bar: ProgressBar[int]
-    with click.progressbar(length=max(batch["totalItems"], 1), label="Processing",
-                           file=sys.stderr, show_pos=True,
+    with click.progressbar(length=max(batch["totalItems"], 1), label=_status_text(batch),
+                           file=sys.stderr, show_pos=True, color=colour(),
                            item_show_func=lambda _: _progress_text(latest[0])) as bar:
         shown = 0
         for update in _updates(api, batch, interval):
             batch = {**batch, **update}
             latest[0] = batch
+            label, bar.label = bar.label, _status_text(batch)  # the real status, as it changes
             bar.update(batch["processedItems"] - shown)
+            if bar.label != label:
+                bar.render_progress()  # also when no item was processed since
             shown = batch["processedItems"]
             if batch["status"] not in ACTIVE:
                 return batch
@@ -249,7 +273,7 @@ def exit_code_of(status: str) -> int:
 
 
 def _progress_text(batch: dict[str, Any]) -> str:
-    return f"{batch['failedItems']} failed, {_status_text(batch)}"
+    return f"{batch['failedItems']} failed"
 
 
 def _status_text(batch: dict[str, Any]) -> str:
@@ -265,13 +289,16 @@ def _status_text(batch: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON as it is.")
 @friendly_errors
 def status(batch_id: str, as_json: bool) -> None:
-    """Show a batch: status, progress, times and its first errors."""
-    batch = client().get_batch(batch_id)
+    """Show a batch: status, progress, times and its first errors. ID may be its first
+    characters."""
+    api = client()
+    batch = api.get_batch(api.resolve_batch_id(batch_id))
     if as_json:
         click.echo(json.dumps(batch, indent=2))
         return
     for label, value in describe(batch):
-        click.echo(f"{label + ':':<13}{value}")
+        shown = click.style(value, **status_style(value)) if label == "Status" else value
+        echo(f"{label + ':':<13}{shown}")
 
 
 def describe(batch: dict[str, Any]) -> list[tuple[str, str]]:
@@ -286,6 +313,11 @@ def describe(batch: dict[str, Any]) -> list[tuple[str, str]]:
         ("Created", _when(batch.get("createdAt"))), ("Started", _when(batch.get("startedAt"))),
         ("Finished", _when(batch.get("finishedAt"))),
         ("Failure", batch.get("failureReason") or ""),
+        ("Note", _note(batch)),
+        ("Retry of", batch.get("retryOf") or ""),
+        ("Retries", ", ".join(batch.get("retries") or [])),
+        ("Throttle", _throttle_text(batch)),
+        ("Run windows", "; ".join(_window_text(w) for w in batch.get("runWindows") or [])),
     ]
     errors = batch.get("itemErrors") or {}
     for key, message in list(errors.items())[:5]:
@@ -312,11 +344,13 @@ def describe(batch: dict[str, Any]) -> list[tuple[str, str]]:
 @click.option("--first", type=click.IntRange(min=0), default=0, help="Skip this many.")
 @click.option("--max", "max_", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Show at most this many.")
+@click.option("--after", metavar="ID", help="Start after this batch (a cursor: as fast deep in "
+                                            "the list as at its start); not with --first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON as it is.")
 @friendly_errors
 def ls(type_: str | None, status_: str | None, tenants: tuple[str, ...], without_tenant: bool,
        suspended: bool | None, created_by: str | None, sort: str | None, order: str,
-       first: int, max_: int, as_json: bool) -> None:
+       first: int, max_: int, after: str | None, as_json: bool) -> None:
     """List the batches you may read, as a table."""
     filters: dict[str, Any] = {"type": type_, "status": status_, "createdBy": created_by,
                                "tenantIdIn": ",".join(tenants) or None}
@@ -329,27 +363,53 @@ def ls(type_: str | None, status_: str | None, tenants: tuple[str, ...], without
     if sort:
         page.update(sortBy=sort, sortOrder=order)
     api = client()
+    if after is not None:
+        if first:
+            raise click.UsageError("--after and --first page in two ways: give one")
+        page = {"maxResults": max_, "afterKey": api.resolve_batch_id(after),
+                **{k: v for k, v in page.items() if k.startswith("sort")}}
     batches = api.list_batches({**filters, **page})
     if as_json:
         click.echo(json.dumps(batches, indent=2))
         return
     total = api.count_batches(filters)["count"]
-    click.echo(batch_table(batches))
+    echo(batch_table(batches))
+    if after is not None:
+        more = f"; --after {batches[-1]['id']} shows more" if len(batches) == max_ else ""
+        click.echo(f"{len(batches)} batches after {page['afterKey']} of {total}{more}")
+        return
     shown = f"{first + 1}-{first + len(batches)}" if batches else "none"
     more = f"; --first {first + len(batches)} shows more" if first + len(batches) < total else ""
     click.echo(f"{shown} of {total} batches{more}")
 
 
 def batch_table(batches: list[dict[str, Any]]) -> str:
-    """Batches as aligned columns: id, type, status, progress, created."""
-    header = ("ID", "TYPE", "STATUS", "PROGRESS", "CREATED")
-    rows = [header] + [
-        (b["id"], b["type"], _status_text(b), _progress_cell(b), _when(b.get("createdAt")))
-        for b in batches]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths,
-                                                                      strict=True)).rstrip()
-                     for row in rows)
+    """Batches as aligned columns: id, type, status (coloured on a terminal), progress, created."""
+    rows = [(b["id"], b["type"], _status_text(b), _progress_cell(b), _when(b.get("createdAt")))
+            for b in batches]
+    return table(("ID", "TYPE", "STATUS", "PROGRESS", "CREATED"), rows,
+                 lambda column, cell: status_style(cell) if column == 2 else {})
+
+
+def _note(batch: dict[str, Any]) -> str:
+    """What an active batch's progressDescription adds: why it waits (outside its run
+    windows), or its handler's own text; batchq's sentence of status and counts adds nothing."""
+    note = str(batch.get("progressDescription") or "")
+    own_sentence = note.startswith((batch["status"], "Suspended", "Waiting for a worker"))
+    return note if batch["status"] in ACTIVE and not own_sentence else ""
+
+
+def _throttle_text(batch: dict[str, Any]) -> str:
+    parts = []
+    if batch.get("maxItemsPerSecond") is not None:
+        parts.append(f"{batch['maxItemsPerSecond']:g} items/s")
+    if batch.get("maxConcurrentJobs") is not None:
+        parts.append(f"{batch['maxConcurrentJobs']} pages at once")
+    return ", ".join(parts)
+
+
+def _window_text(window: dict[str, str]) -> str:
+    return f"{window['days']} {window['from']}-{window['to']} {window['timezone']}"
 
 
 def _progress_cell(batch: dict[str, Any]) -> str:
@@ -373,13 +433,19 @@ def _when(stamp: str | None) -> str:
                                               "sample keys, instead of the list.")
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True,
               help="How many messages --summary shows.")
+@click.option("--after", type=click.IntRange(min=-1), metavar="INDEX",
+              help="Start after the item at this index (a cursor); not with --first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON as it is.")
 @friendly_errors
 def errors(batch_id: str, first: int, max_: int, summary: bool, limit: int,
-           as_json: bool) -> None:
+           after: int | None, as_json: bool) -> None:
     """List a batch's item errors in input order (or --summary: the top messages)."""
+    if after is not None and first:
+        raise click.UsageError("--after and --first page in two ways: give one")
     api = client()
-    answer = api.error_summary(batch_id, limit) if summary else api.errors(batch_id, first, max_)
+    batch_id = api.resolve_batch_id(batch_id)
+    answer = (api.error_summary(batch_id, limit) if summary
+              else api.errors(batch_id, first, max_, after))
     if as_json:
         click.echo(json.dumps(answer, indent=2))
     elif summary:
@@ -394,6 +460,12 @@ def errors_text(page: dict[str, Any], batch_id: str) -> str:
     first, total = page["firstResult"], page["total"]
     if not total:
         return "No item failed."
+    if page.get("afterIndex") is not None:
+        following = page.get("nextAfterIndex")
+        lines.append(f"{len(page['errors'])} errors after #{page['afterIndex']} of {total}" + (
+            f"; `batchq errors {batch_id} --after {following}` shows more" if following is not
+            None else ""))
+        return "\n".join(lines)
     if not page["errors"]:
         return f"No errors past the first {first}; the batch has {total}."
     lines.append(f"Errors {first + 1}-{first + len(page['errors'])} of {total}")
@@ -426,7 +498,9 @@ def _count(number: int, noun: str) -> str:
 @friendly_errors
 def suspend(batch_id: str) -> None:
     """Suspend a batch: no new page starts until it is resumed."""
-    batch = client().change_batch(batch_id, {"suspended": True})
+    api = client()
+    batch_id = api.resolve_batch_id(batch_id)
+    batch = api.change_batch(batch_id, {"suspended": True})
     click.echo(f"Batch {batch_id} is suspended ({batch['status']}); running pages finish.")
 
 
@@ -435,7 +509,9 @@ def suspend(batch_id: str) -> None:
 @friendly_errors
 def resume(batch_id: str) -> None:
     """Resume a suspended batch."""
-    batch = client().change_batch(batch_id, {"suspended": False})
+    api = client()
+    batch_id = api.resolve_batch_id(batch_id)
+    batch = api.change_batch(batch_id, {"suspended": False})
     click.echo(f"Batch {batch_id} is resumed ({batch['status']}).")
 
 
@@ -444,7 +520,9 @@ def resume(batch_id: str) -> None:
 @friendly_errors
 def cancel(batch_id: str) -> None:
     """Cancel a batch: no new page starts, running pages finish, the rest stays unprocessed."""
-    batch = client().cancel_batch(batch_id)
+    api = client()
+    batch_id = api.resolve_batch_id(batch_id)
+    batch = api.cancel_batch(batch_id)
     click.echo(f"Batch {batch_id} is {batch['status']}: running pages finish, no new page "
                f"starts.")
 

@@ -24,6 +24,8 @@ import sseclient
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 UPLOAD_CHUNK_BYTES = 64 * 1024
+#: The length of a batch id (a UUID): anything shorter is a short id, resolved by prefix.
+FULL_ID_LENGTH = 36
 #: The media types of streamed uploads, by format.
 UPLOAD_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv"}
 
@@ -137,9 +139,44 @@ class Client:
     def cancel_batch(self, batch_id: str) -> Any:
         return self.request("DELETE", f"/batches/{batch_id}")
 
-    def errors(self, batch_id: str, first_result: int, max_results: int) -> Any:
-        return self.request("GET", f"/batches/{batch_id}/errors",
-                            params={"firstResult": first_result, "maxResults": max_results})
+    def errors(self, batch_id: str, first_result: int, max_results: int,
+               after_index: int | None = None) -> Any:
+        window: dict[str, Any] = {"maxResults": max_results}
+        if after_index is None:
+            window["firstResult"] = first_result
+        else:
+            window["afterIndex"] = after_index
+        return self.request("GET", f"/batches/{batch_id}/errors", params=window)
+
+    def retry_batch(self, batch_id: str, body: Mapping[str, Any]) -> Any:
+        return self.request("POST", f"/batches/{batch_id}/retry", json=body)
+
+    def batch_types(self) -> Any:
+        return self.request("GET", "/batch-types")
+
+    def start_process(self, code: str, body: Mapping[str, Any]) -> Any:
+        return self.request("POST", f"/batch-types/{code}/start", json=body)
+
+    def stop_process(self, code: str) -> Any:
+        return self.request("POST", f"/batch-types/{code}/stop")
+
+    def resolve_batch_id(self, given: str) -> str:
+        """The full id of the one batch whose id starts with ``given`` (a short id).
+
+        A full id is used as it is; ``ClientError`` when no batch the caller may
+        read, or more than one, starts with ``given``.
+        """
+        if len(given) >= FULL_ID_LENGTH:
+            return given
+        found = self.request("GET", "/batches",
+                             params={"batchIdPrefix": given, "maxResults": 2})
+        if not found:
+            raise ClientError(f"No batch you may read has an id starting with {given!r}")
+        if len(found) > 1:
+            shown = ", ".join(batch["id"][:13] + "…" for batch in found)
+            raise ClientError(f"{given!r} starts the ids of several batches ({shown}); give "
+                              "more of the id")
+        return str(found[0]["id"])
 
     def error_summary(self, batch_id: str, limit: int) -> Any:
         return self.request("GET", f"/batches/{batch_id}/errors/summary",

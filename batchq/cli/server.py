@@ -15,6 +15,8 @@ from types import FrameType
 
 import click
 
+from batchq.cli import user_commands
+from batchq.cli.user_commands import one_line_errors, user_repository
 from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
 from batchq.service.users import NewUser, create_user, parse_functions
@@ -78,7 +80,8 @@ def _first_admin(settings: Settings) -> None:
 
 @click.group()
 def user() -> None:
-    """Manage the users of the API."""
+    """Manage the users of the API, in the database of BATCHQ_DATABASE_URL, else the embedded
+    one in BATCHQ_DATA_DIR or the nearest ./batchq-data (this folder or one above)."""
 
 
 @user.command("add")
@@ -88,17 +91,11 @@ def user() -> None:
               type=click.Choice([f.value for f in Function]),
               help="A function the user holds; repeat for several.")
 @click.option("--system", is_flag=True, help="A system user: may do everything.")
+@one_line_errors
 def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: bool) -> None:
     """Create a user and print its token (shown only this once)."""
-    settings = _settings()
-    engine = create_engine(settings.database_url)
-    try:
-        token = create_user(UserRepository(engine),
-                            NewUser(name, tenant, parse_functions(functions), system))
-    except BatchqError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        engine.dispose()
+    with user_repository() as users:
+        token = create_user(users, NewUser(name, tenant, parse_functions(functions), system))
     click.echo(f"Created user {name!r}. Its token, shown only this once:")
     click.echo(token)
 
@@ -205,6 +202,9 @@ def _settings() -> Settings:
     except BatchqError as exc:
         raise click.ClickException(exc.message) from exc
 
+
+for _command in user_commands.COMMANDS:
+    user.add_command(_command)
 
 #: The server commands, in the order ``batchq --help`` lists them.
 COMMANDS = (up, migrate, user, webhook_secret)

@@ -20,10 +20,18 @@ SORT_KEYS = ("batchId", "tenantId", "type", "status", "createdAt")
 
 @dataclass(frozen=True)
 class Window:
-    """A slice of a list: skip ``first_result`` rows, return at most ``max_results``."""
+    """A slice of a list: skip ``first_result`` rows, return at most ``max_results``.
+
+    A cursor starts the slice after a row instead, at the cost of a look-up on
+    an index however deep the row is (keyset paging): ``after_index`` after
+    the item at that 0-based input position (item and error lists),
+    ``after_key`` after the batch with that id, in the list's sort order.
+    """
 
     first_result: int = 0
     max_results: int = DEFAULT_MAX_RESULTS
+    after_index: int | None = None
+    after_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class BatchFilter:
     #: Created at or after this time, and before that one (naive UTC).
     created_from: datetime | None = None
     created_before: datetime | None = None
+    #: Batches whose id starts with this (the CLI's short ids), found on the primary key.
+    id_prefix: str | None = None
 
 
 @dataclass(frozen=True)

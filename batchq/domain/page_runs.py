@@ -23,6 +23,12 @@ class PageClaim:
     staged: bool = False
     #: The page's items in order (pos, seq, key, payload), read with the claim.
     items: Sequence[Mapping[str, Any]] = ()
+    #: Which run of its items this page is: 1, or n > 1 on a retry page.
+    item_attempt: int = 1
+    #: The batch's item retry policy numbers (``ItemRetryPolicy.numbers()``), if it has one.
+    retry_policy: Mapping[str, Any] | None = None
+    #: The batch's ``maxItemsPerSecond`` when the page was claimed.
+    max_items_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,20 @@ class ItemFailure:
     seq: int
     key: str
     message: str
+    #: How many times the item ran, this last failing run included.
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class ItemRetry:
+    """An item that failed transiently and runs again on a retry page, ``delay`` seconds on."""
+
+    stage: int
+    pos: int
+    seq: int
+    key: str
+    message: str
+    delay: float
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,10 @@ class PageOutcome:
     failures: Sequence[ItemFailure] = ()
     #: What the page's handler last passed to ``ItemContext.set_progress``, if anything.
     progress_description: str | None = None
+    #: Items that neither succeeded nor failed for good: they go to a retry page.
+    retries: Sequence[ItemRetry] = ()
+    #: The page's ``item_attempt``, as storage read it when it counted the page.
+    item_attempt: int = 1
 
 
 @dataclass

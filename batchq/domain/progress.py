@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from batchq.domain.paging import stage_of_page
+from batchq.domain.run_windows import closed_sentence, parse_windows
 from batchq.domain.statuses import FINAL_STATUSES, BatchStatus
+from batchq.errors import InvalidBatch
 
 
 def progress_percent(processed: int, total: int) -> float:
@@ -30,27 +33,43 @@ def current_stage(batch: Mapping[str, Any]) -> int | None:
     """
     if len(batch["stage_sizes"]) < 2 or batch["status"] in FINAL_STATUSES:
         return None
-    return stage_of_page(batch["stage_sizes"], batch["page_size"], batch["jobs_completed"])
+    own_done = batch["jobs_completed"] - batch.get("retry_jobs_completed", 0)  # retry pages aside
+    return stage_of_page(batch["stage_sizes"], batch["page_size"], own_done)
 
 
-def progress_description(batch: Mapping[str, Any]) -> str:
-    """What the batch shows as ``progressDescription``.
+def progress_description(batch: Mapping[str, Any], now: datetime | None = None) -> str:
+    """What the batch shows as ``progressDescription`` at ``now`` (naive UTC).
 
     A handler's description tells how the work goes while the batch runs; once
-    the batch stops or pauses, the sentence batchq writes says so instead.
+    the batch stops or pauses (suspended, or outside its run windows), the
+    sentence batchq writes says so instead.
     """
     running = batch["status"] not in FINAL_STATUSES and not batch["suspended"]
+    if running and now is not None and batch.get("run_windows") and not batch["stop_reason"]:
+        closed = _outside_windows(batch["run_windows"], now)
+        if closed is not None:
+            return f"{closed}; {_counts(batch)}"
     if batch["progress_description"] and running:
         return str(batch["progress_description"])
     return progress_sentence(batch)
 
 
+def _outside_windows(stored: Any, now: datetime) -> str | None:
+    try:
+        return closed_sentence(parse_windows(stored), now)
+    except InvalidBatch:
+        return None  # a window that no longer parses does not hold the batch (StartGate)
+
+
+def _counts(batch: Mapping[str, Any]) -> str:
+    done = f"{batch['processed_items']} of {batch['total_items']} items processed"
+    return f"{done}, {batch['failed_items']} failed" if batch["failed_items"] else done
+
+
 def progress_sentence(batch: Mapping[str, Any]) -> str:
     """batchq's own one-line account of the batch: its status and its counters."""
     status = batch["status"]
-    done = f"{batch['processed_items']} of {batch['total_items']} items processed"
-    if batch["failed_items"]:
-        done += f", {batch['failed_items']} failed"
+    done = _counts(batch)
     if batch["suspended"] and status not in FINAL_STATUSES:
         return f"Suspended: {done}"
     if status == BatchStatus.WAITING:

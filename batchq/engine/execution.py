@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote
+from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote, RetryItem
 from batchq.batch_types.registry import BatchType
-from batchq.domain.page_runs import ClaimRequest, ItemFailure, PageClaim, PageOutcome
+from batchq.domain.page_runs import ClaimRequest, ItemFailure, ItemRetry, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
 from batchq.engine.heartbeat import LeaseHeartbeat
+from batchq.engine.retries import failed_item, policy_of
 from batchq.engine.seeding import queue_more_pages
+from batchq.engine.throttle import item_throttle
 from batchq.errors import BatchqError
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
@@ -94,8 +96,11 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
              keep_leases: Callable[[], None] | None = None) -> PageOutcome:
     """Run the handler on every item of the page; failures are recorded, not raised.
 
-    ``keep_leases`` is called after every item; by default it renews the page's
-    lease between items (``run_pages`` passes its heartbeat's instead).
+    A transient failure with attempts left goes to a retry page instead
+    (``batchq.engine.retries``); the batch's ``maxItemsPerSecond`` spaces the
+    items (``batchq.engine.throttle``). ``keep_leases`` is called after every
+    item; by default it renews the page's lease between items (``run_pages``
+    passes its heartbeat's instead).
     """
     rows = claim.items or rt.storage.items.of_page(
         claim.batch_id, claim.stage, claim.first_pos, claim.item_count)
@@ -105,19 +110,29 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
         batch_type: BatchType | None = rt.registry.get(claim.type)
     except BatchqError as exc:
         batch_type, missing = None, f"batch type {claim.type!r} is not loaded on {worker}: {exc}"
+    policy, throttle = policy_of(batch_type, claim), item_throttle(rt, claim)
     failures: list[ItemFailure] = []
+    retries: list[ItemRetry] = []
     progress = ProgressNote()  # what the page's handlers last said, committed with its counters
     for row in rows:
+        throttle()
+        error: BaseException | None = None
         if batch_type is None:
             message: str | None = missing
         else:
-            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress)
-            message = _run_item(batch_type, row["payload"], context)
+            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress,
+                                  claim.item_attempt)
+            error = _run_item(batch_type, row["payload"], context)
+            message = None if error is None else _error_message(error)
         if message is not None:
-            failures.append(ItemFailure(claim.stage, row["pos"], row["seq"], row["key"], message))
+            failed = failed_item(policy, claim, row, message, error)
+            if isinstance(failed, ItemRetry):
+                retries.append(failed)
+            else:
+                failures.append(failed)
         keep_leases()
-    return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures), failures,
-                       progress_description=progress.text)
+    return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures) - len(retries),
+                       failures, progress_description=progress.text, retries=retries)
 
 
 def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Callable[[], None]:
@@ -138,14 +153,21 @@ def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Call
 MAX_ERROR_MESSAGE = 4000
 
 
-def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> str | None:
-    """None on success, else the item's error message, fit for the database."""
+def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> Exception | None:
+    """None on success, else what the handler raised."""
     try:
         batch_type.handler(payload, context)
-    except ItemFailed as exc:
-        return storable_text(exc.message, MAX_ERROR_MESSAGE)
+    except (ItemFailed, RetryItem) as exc:
+        return exc
     except Exception as exc:
         log.info("Item %r of batch %s failed: %r", context.key, context.batch_id, exc)
-        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return storable_text(message, MAX_ERROR_MESSAGE)
+        return exc
     return None
+
+
+def _error_message(error: BaseException) -> str:
+    """The item's error message for ``error``, fit for the database."""
+    if isinstance(error, ItemFailed | RetryItem):
+        return storable_text(error.message, MAX_ERROR_MESSAGE)
+    message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return storable_text(message, MAX_ERROR_MESSAGE)

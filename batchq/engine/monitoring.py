@@ -63,10 +63,9 @@ def recover_expired_pages(rt: Runtime, batch_id: str) -> None:
 
 def give_up_page(rt: Runtime, batch_id: str, page: Any) -> None:
     """Fail every item of a page whose workers kept dying, so the batch goes on."""
-    rows = rt.storage.items.of_page(batch_id, page["stage"], page["first_pos"],
-                                    page["item_count"])
-    failures = [ItemFailure(page["stage"], row["pos"], row["seq"], row["key"], WORKER_LOST)
-                for row in rows]
+    rows = rt.storage.items.of_page_row(page)  # a retry page's items too
+    failures = [ItemFailure(page["stage"], row["pos"], row["seq"], row["key"], WORKER_LOST,
+                            page["item_attempt"]) for row in rows]
     outcome = PageOutcome(batch_id, page["page_no"], 0, failures)
     result = rt.storage.pages.finish_one(outcome, utcnow(), only_if_lease_expired=True)
     if result.counted:

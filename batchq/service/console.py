@@ -124,7 +124,7 @@ def export_items(rt: Runtime, batch: Row, status: ItemStatus) -> Iterator[Row]:
     """
     after = -1
     while True:
-        chunk = rt.storage.items.items_after(batch, status, after, EXPORT_CHUNK)
+        chunk = rt.storage.items.list_items(batch, status, Window(0, EXPORT_CHUNK, after))
         yield from chunk
         if len(chunk) < EXPORT_CHUNK:
             return

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from batchq.domain.progress import WorkQueueStatus
@@ -12,6 +13,7 @@ from batchq.domain.storable import check_text
 from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.runtime import Runtime
+from batchq.service.run_options import RUN_LIMIT_FIELDS, changed_run_limits
 from batchq.storage.common import Row, utcnow
 from batchq.storage.result_files import ResultFileInfo
 
@@ -37,6 +39,10 @@ class BatchDetails:
     first_errors: list[Row]
     result_file: ResultFileInfo | None
     cancellation_behaviour: str
+    #: The ids of the batch's retry batches, oldest first.
+    retries: list[str] = field(default_factory=list)
+    #: When it was read, by the clock of run windows (``Runtime.clock``).
+    read_at: datetime | None = None
 
 
 def batch_details(rt: Runtime, batch_id: str, batch_row: Row | None = None) -> BatchDetails:
@@ -50,8 +56,10 @@ def batch_details(rt: Runtime, batch_id: str, batch_row: Row | None = None) -> B
     errors = (rt.storage.items.first_errors(batch_id, MAX_ITEM_ERRORS_SHOWN)
               if batch["failed_items"] else [])
     result_file = rt.storage.result_files.info(batch_id) if finished else None
+    # Only a finished batch can be retried, so only one may have retries.
+    retries = rt.storage.batches.retries_of(batch_id) if finished else []
     return BatchDetails(batch, queue, errors, result_file,
-                        cancellation_behaviour(rt, batch["type"]))
+                        cancellation_behaviour(rt, batch["type"]), retries, rt.clock())
 
 
 def cancellation_behaviour(rt: Runtime, code: str) -> str:
@@ -97,25 +105,51 @@ def _refuse_cancel_of(batch: Row) -> None:
 
 
 def change_batch(rt: Runtime, batch_id: str, changes: Mapping[str, Any]) -> Row:
-    """Apply a PATCH's ``suspended`` and ``description`` together; a refused one changes nothing.
+    """Apply a PATCH: ``suspended``, ``description``, and what limits the running batch
+    (``max_items_per_second``, ``max_concurrent_jobs``, ``run_windows``); a refused field
+    changes nothing.
 
-    A finished batch can neither be suspended nor resumed, so that is checked
-    before either field changes. The flag is then set first: ``store.set_suspended``
-    refuses a finished batch under the batch's row lock, so should the batch
-    finish during the request, the ``Conflict`` still comes before the description
-    is touched.
+    Everything is checked before anything changes. A finished batch can
+    neither be suspended, resumed nor rethrottled, so that is checked first;
+    the flag and the limits are then set under the batch's row lock, which
+    refuses a batch that finished meanwhile before the description is touched.
+    A new limit holds for the next page claimed after it commits; pages it
+    lets start are queued at once.
     """
-    if not changes.keys() & {"suspended", "description"}:
-        raise InvalidBatch("Nothing to change: send suspended and/or description")
+    if not changes.keys() & {"suspended", "description", *RUN_LIMIT_FIELDS}:
+        raise InvalidBatch("Nothing to change: send suspended, description, "
+                           "maxItemsPerSecond, maxConcurrentJobs and/or runWindows")
     if "description" in changes:
         check_text("description", changes["description"])
     batch = get_batch(rt, batch_id)
+    limits = changed_run_limits(rt, batch, changes)
     if "suspended" in changes:
         _refuse_suspend_of(batch, changes["suspended"])
+    if limits:
+        _refuse_rethrottle_of(batch)
+    if "suspended" in changes:
         batch = set_suspended(rt, batch_id, changes["suspended"])
+    if limits:
+        batch = set_run_limits(rt, batch_id, limits)
     if "description" in changes:
         batch = set_description(rt, batch_id, changes["description"])
     return batch
+
+
+def set_run_limits(rt: Runtime, batch_id: str, limits: Mapping[str, Any]) -> Row:
+    """Store checked run limits of an active batch, and queue the pages they let start."""
+    before = rt.storage.batches.set_run_limits(batch_id, limits)
+    if before is None:
+        raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
+    _refuse_rethrottle_of(before)
+    queue_more_pages(rt, batch_id)
+    return get_batch(rt, batch_id)
+
+
+def _refuse_rethrottle_of(batch: Row) -> None:
+    if batch["status"] in FINAL_STATUSES:
+        raise Conflict(f"Batch {batch['id']} already finished with status {batch['status']}; "
+                       "its limits can no longer change", {"batchId": batch["id"]})
 
 
 def set_suspended(rt: Runtime, batch_id: str, suspended: bool) -> Row:

@@ -18,9 +18,9 @@ from batchq.domain.statuses import BatchStatus
 from batchq.domain.storable import check_text, json_problem
 from batchq.errors import InvalidBatch, UnknownBatchType
 from batchq.runtime import Runtime
+from batchq.service.run_options import UNSET, retry_policy_numbers, run_windows_of, throttle_of
 from batchq.storage.common import utcnow
 
-_UNSET: Any = object()
 MAX_RETENTION_DAYS = 36_500  # 100 years; far beyond it, finishedAt + retention overflows dates
 
 
@@ -35,10 +35,17 @@ class NewBatch:
     create_user_id: str | None = None
     page_size: int | None = None
     jobs_per_seed: int | None = None
-    failure_threshold: float | None = _UNSET
+    failure_threshold: float | None = UNSET
     retention_days: int | None = None
     #: Where the completion webhooks go; unset: the type's default; None: no webhook.
-    callback_url: str | None = _UNSET
+    callback_url: str | None = UNSET
+    #: ``retryPolicy`` numbers overriding the type's item retry policy.
+    retry_policy: Mapping[str, Any] | None = None
+    #: ``runWindows``; unset: the type's. ``maxItemsPerSecond``, ``maxConcurrentJobs``: unset
+    #: means the type's or the tenant's default, None no limit.
+    run_windows: Any = UNSET
+    max_items_per_second: Any = UNSET
+    max_concurrent_jobs: Any = UNSET
 
 
 def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> dict[str, Any]:
@@ -141,7 +148,7 @@ MAX_CALLBACK_URL_CHARS = 2000
 def _callback_url(rt: Runtime, request: NewBatch, batch_type: BatchType) -> str | None:
     """The batch's webhook URL: the request's, else the type's; refused when the egress rule
     refuses its host (docs/operations.md "Outbound requests")."""
-    given = request.callback_url is not _UNSET
+    given = request.callback_url is not UNSET
     url = request.callback_url if given else batch_type.callback_url
     if url is None:
         return None
@@ -196,13 +203,17 @@ def _options(rt: Runtime, request: NewBatch, batch_type: BatchType) -> dict[str,
     _check_count("jobsPerSeed", jobs_per_seed)
     _check_count("retentionDays", retention_days, MAX_RETENTION_DAYS)
     threshold = request.failure_threshold
-    if threshold is _UNSET:
+    if threshold is UNSET:
         threshold = batch_type.threshold(rt.settings.failure_threshold)
     if threshold is not None and not 0 < threshold <= 1:
         raise InvalidBatch("failureThreshold must be greater than 0 and at most 1, or null",
                            {"field": "failureThreshold"})
     return {"page_size": page_size, "jobs_per_seed": jobs_per_seed,
-            "failure_threshold": threshold, "retention_days": retention_days}
+            "failure_threshold": threshold, "retention_days": retention_days,
+            "retry_policy": retry_policy_numbers(batch_type, request.retry_policy),
+            "run_windows": run_windows_of(batch_type, request.run_windows),
+            **throttle_of(rt, batch_type, request.tenant_id, request.max_items_per_second,
+                          request.max_concurrent_jobs)}
 
 
 def _first_set(*values: int | None) -> int:

@@ -17,14 +17,24 @@ from batchq.domain.permissions import (
     check_change,
     read_scope,
 )
-from batchq.errors import BatchNotFound
+from batchq.errors import BatchNotFound, InvalidRequest
 from batchq.runtime import Runtime
 from batchq.storage.common import Row
 
 
 def list_batches(rt: Runtime, caller: Caller, wanted: BatchFilter, order: BatchOrder,
                  window: Window) -> list[Row]:
-    """The batches ``caller`` may read that match ``wanted``, sorted, in ``window``."""
+    """The batches ``caller`` may read that match ``wanted``, sorted, in ``window``.
+
+    A window ``after_key`` (a batch id) starts after that batch in the list's
+    order; it must be a batch the caller may read (``InvalidRequest`` otherwise).
+    """
+    if window.after_key is not None:
+        found = rt.storage.batches.get_with_ownership(window.after_key)
+        if found is None or not can_read(caller, found[1]):
+            raise InvalidRequest(f"afterKey {window.after_key!r} names no batch you may read; "
+                                 "pass the id of the last batch of the previous answer",
+                                 {"field": "afterKey"})
     return rt.storage.batches.find(read_scope(caller), wanted, order, window)
 
 

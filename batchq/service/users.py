@@ -11,10 +11,11 @@ import hmac
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from batchq.domain.permissions import Caller, Function
-from batchq.errors import InvalidUser, UniqueViolation
+from batchq.errors import InvalidUser, UniqueViolation, UnknownUser
 from batchq.storage.common import utcnow
 from batchq.storage.users import UserRepository
 
@@ -46,12 +47,17 @@ def parse_functions(names: Iterable[str]) -> tuple[Function, ...]:
     return tuple(dict.fromkeys(Function(name) for name in names))
 
 
+def new_token() -> str:
+    """A fresh random token (``bq_`` and 43 URL-safe characters)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def create_user(users: UserRepository, user: NewUser) -> str:
     """Store ``user`` and return its token, the only time the token is known."""
     if not user.name or len(user.name) > 200 or ":" in user.name:
         raise InvalidUser("A user name must be 1 to 200 characters, without ':' "
                           "(Basic authentication separates name and token with it)")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_token()
     row = {"name": user.name, "tenant_id": user.tenant_id, "is_system": user.is_system,
            "functions": [f.value for f in user.functions], "token_hash": hash_token(token),
            "created_at": utcnow()}
@@ -59,6 +65,41 @@ def create_user(users: UserRepository, user: NewUser) -> str:
         users.add(row)
     except UniqueViolation as exc:
         raise InvalidUser(f"A user named {user.name!r} already exists") from exc
+    return token
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """A user as ``batchq user ls`` lists it; never its token or the token's hash."""
+
+    name: str
+    tenant_id: str | None
+    functions: tuple[str, ...]
+    is_system: bool
+    created_at: datetime
+
+
+def list_users(users: UserRepository) -> list[UserSummary]:
+    """Every user, by name."""
+    return [UserSummary(row["name"], row["tenant_id"], tuple(row["functions"]),
+                        bool(row["is_system"]), row["created_at"]) for row in users.listed()]
+
+
+def remove_user(users: UserRepository, name: str) -> None:
+    """Delete the user ``name``: its token stops working at once; its batches stay.
+
+    ``UnknownUser`` when there is none.
+    """
+    if not users.remove(name):
+        raise UnknownUser(f"No user named {name!r}", {"user": name})
+
+
+def rotate_token(users: UserRepository, name: str) -> str:
+    """Give ``name`` a new token and return it (shown once); the old one stops working at
+    once, as only the new one's hash is stored. ``UnknownUser`` when there is none."""
+    token = new_token()
+    if not users.replace_token_hash(name, hash_token(token)):
+        raise UnknownUser(f"No user named {name!r}", {"user": name})
     return token
 
 

@@ -22,16 +22,17 @@ from batchq.storage.metrics import MetricsRepository
 from batchq.storage.pages import PageRepository
 from batchq.storage.result_files import ResultFileRepository
 from batchq.storage.sources import SourceRepository
+from batchq.storage.throttling import StartGate
 from batchq.storage.users import UserRepository
 
 
 class Storage:
     """The repositories of one database, sharing one engine (its connection pool)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, gate: StartGate | None = None) -> None:
         self.engine = engine
         self.batches = BatchRepository(engine)
-        self.pages = PageRepository(engine)
+        self.pages = PageRepository(engine, gate)
         self.sources = SourceRepository(engine)
         self.items = ItemRepository(engine)
         self.result_files = ResultFileRepository(engine)

@@ -10,6 +10,7 @@ Every state change is a conditional update, so two monitors at once do no harm.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,16 @@ from batchq.storage.common import Row, first_row, lock_batch, rows, status_value
 from batchq.storage.deliveries import delete_of_batches, record_completion
 from batchq.storage.engine import is_postgres
 from batchq.storage.items import duplicate_keys, insert_items
-from batchq.storage.tables import batches, item_errors, items, pages, result_files, users
+from batchq.storage.retry_selection import copy_retried_items
+from batchq.storage.tables import (
+    batches,
+    item_errors,
+    item_retries,
+    items,
+    pages,
+    result_files,
+    users,
+)
 
 _STARTABLE = status_values({BatchStatus.WAITING, BatchStatus.PROCESSING})
 _ACTIVE = status_values(ACTIVE_STATUSES)
@@ -44,12 +54,16 @@ LIST_COLUMNS = (
     batches.c.create_user_id, batches.c.description, batches.c.total_items,
     batches.c.processed_items, batches.c.failed_items, batches.c.total_jobs,
     batches.c.jobs_created, batches.c.jobs_completed, batches.c.created_at,
-    batches.c.started_at, batches.c.finished_at, batches.c.failure_reason,
+    batches.c.started_at, batches.c.finished_at, batches.c.failure_reason, batches.c.retry_of,
 )
 
 #: Called once every item is in, with the batch's repeated keys; returns the batch row's
 #: remaining columns (totals only known then) or raises to refuse the batch.
 FinishCreation = Callable[[DuplicateKeys], Mapping[str, Any]]
+#: Called with the original batch's row (locked); raises to refuse retrying it.
+CheckOriginal = Callable[[Row], None]
+#: Called with a retry batch's stage sizes once its items are in; returns its remaining columns.
+FinishRetry = Callable[[list[list[int]]], Mapping[str, Any]]
 
 
 class BatchRepository:
@@ -81,6 +95,32 @@ class BatchRepository:
                                   _constraint_of(exc)) from exc
         return full
 
+    def create_retry(self, row: Mapping[str, Any], selection: Sequence[str],
+                     check: CheckOriginal, finish: FinishRetry,
+                     max_active: int = 0) -> dict[str, Any] | None:
+        """Create the retry batch ``row`` of ``row["retry_of"]``; None if that batch is gone.
+
+        The original's items in ``selection`` (``failed``, ``unprocessed``) are
+        copied by the database in one ``INSERT ... SELECT``, in input order,
+        with their keys, stages and payloads: none passes through this process,
+        however many there are. ``check`` sees the original, locked, first.
+        """
+        with self.engine.begin() as conn:
+            original = lock_batch(conn, row["retry_of"])
+            if original is None:
+                return None
+            check(original)
+            creator = row["create_user_id"]
+            if max_active > 0 and creator is not None:
+                check_quota(creator, _count_active_of(conn, creator), max_active)
+            copy_retried_items(conn, original, row["id"], selection)
+            sizes = conn.execute(
+                sa.select(items.c.stage, sa.func.count()).where(items.c.batch_id == row["id"])
+                .group_by(items.c.stage).order_by(items.c.stage)).all()
+            full = {**row, **finish([[int(stage), int(count)] for stage, count in sizes])}
+            conn.execute(sa.insert(batches).values(**full))
+            return full
+
     # -- reading --------------------------------------------------------------
 
     def get(self, batch_id: str) -> Row | None:
@@ -99,6 +139,20 @@ class BatchRepository:
                 for row in rows(conn.execute(sa.select(*columns).where(batches.c.id.in_(chunk)))):
                     found[row["id"]] = row
         return found
+    def retries_of(self, batch_id: str) -> list[str]:
+        """The ids of the batch's retry batches, oldest first (on the ``retry_of`` index)."""
+        query = (sa.select(batches.c.id).where(batches.c.retry_of == batch_id)
+                 .order_by(batches.c.created_at, batches.c.id))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def throttle_of(self, batch_id: str) -> tuple[float | None, int | None]:
+        """The batch's ``maxItemsPerSecond`` and ``maxConcurrentJobs`` now (a primary-key read)."""
+        query = (sa.select(batches.c.max_items_per_second, batches.c.max_concurrent_jobs)
+                 .where(batches.c.id == batch_id))
+        with self.engine.connect() as conn:
+            found = conn.execute(query).first()
+        return (None, None) if found is None else (found[0], found[1])
 
     def active_ids(self) -> list[str]:
         """Ids of batches that can still make progress."""
@@ -195,6 +249,16 @@ class BatchRepository:
                 unqueue_pages(conn, batch_id)
             return batch
 
+    def set_run_limits(self, batch_id: str, changes: Mapping[str, Any]) -> Row | None:
+        """Change an active batch's ``max_items_per_second``, ``max_concurrent_jobs`` and
+        ``run_windows`` (the keys of ``changes``); returns the batch as it was."""
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None or batch["status"] in FINAL_STATUSES:
+                return batch
+            conn.execute(sa.update(batches).where(batches.c.id == batch_id).values(**changes))
+            return batch
+
     def set_description(self, batch_id: str, description: str | None) -> bool:
         """Change a batch's description."""
         with self.engine.begin() as conn:
@@ -268,7 +332,7 @@ class BatchRepository:
                 .where(batches.c.status.in_(status_values(FINAL_STATUSES)))
                 .order_by(batches.c.expires_at).limit(limit)
             ).scalars())
-            for table in (items, item_errors, pages, result_files):
+            for table in (items, item_errors, item_retries, pages, result_files):
                 conn.execute(sa.delete(table).where(table.c.batch_id.in_(ids)))
             delete_of_batches(conn, ids)
             conn.execute(sa.delete(batches).where(batches.c.id.in_(ids)))
@@ -353,7 +417,42 @@ def filter_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
         tenants.append(batches.c.tenant_id.is_(None))
     if tenants:
         clauses.append(sa.or_(*tenants))
+    if wanted.id_prefix is not None:
+        clauses.append(id_prefix_clause(wanted.id_prefix))
     return clauses
+
+
+def id_prefix_clause(prefix: str) -> sa.ColumnElement[bool]:
+    """Ids starting with ``prefix`` (hex digits and ``-``, as batch ids are UUIDs), as a range
+    on the primary key index.
+
+    The range runs over the hex digits before the first ``-`` only, as a
+    linguistic collation may weigh ``-`` otherwise than byte order while it
+    orders hex digits as bytes do; ``LIKE`` then keeps the ids with the whole
+    prefix. Anything else matches no batch id.
+    """
+    prefix = prefix.lower()
+    if not prefix or set(prefix) - set(_HEX + "-"):
+        return sa.false()
+    head = prefix.split("-", 1)[0]
+    clauses: list[sa.ColumnElement[bool]] = [batches.c.id.like(prefix + "%")]
+    if head:
+        clauses.append(batches.c.id >= head)
+        upper = _hex_successor(head)
+        if upper is not None:
+            clauses.append(batches.c.id < upper)
+    return sa.and_(*clauses)
+
+
+_HEX = "0123456789abcdef"
+
+
+def _hex_successor(digits: str) -> str | None:
+    """The least hex string above every string starting with ``digits``; None past ``ff…f``."""
+    kept = digits.rstrip("f")
+    if not kept:
+        return None
+    return kept[:-1] + _HEX[_HEX.index(kept[-1]) + 1]
 
 
 def list_query(scope: ReadScope, wanted: BatchFilter, order: BatchOrder,
@@ -364,11 +463,43 @@ def list_query(scope: ReadScope, wanted: BatchFilter, order: BatchOrder,
     """
     column = SORT_COLUMNS[order.sort_by] if order.sort_by else batches.c.created_at
     descending = order.descending if order.sort_by else True
-    ordering = [column.desc() if descending else column.asc()]
+    first = column.desc() if descending else column.asc()
+    if column is batches.c.tenant_id:  # the one nullable sort: NULL last ascending, everywhere
+        first = first.nulls_first() if descending else first.nulls_last()
+    ordering = [first]
     if column is not batches.c.id:
         ordering.append(batches.c.id.desc() if descending else batches.c.id.asc())
-    return (sa.select(*LIST_COLUMNS)
-            .where(scope_clause(scope), *filter_clauses(wanted))
-            .order_by(*ordering).offset(window.first_result).limit(window.max_results))
+    query = sa.select(*LIST_COLUMNS).where(scope_clause(scope), *filter_clauses(wanted))
+    if window.after_key is not None:
+        query = query.where(after_batch(column, descending, window.after_key))
+    return query.order_by(*ordering).offset(window.first_result).limit(window.max_results)
+
+
+def after_batch(column: sa.Column[Any], descending: bool,
+                after_id: str) -> sa.ColumnElement[bool]:
+    """The batches after ``after_id`` in the order (``column``, id), ``descending`` or not.
+
+    Keyset paging: the cursor batch's sort value is read by its primary key (an
+    InitPlan), and the list resumes there on the sort's index, however deep.
+    Written as ``column <= v AND (column < v OR id < after)`` so that the first
+    half is a range on the index; ``tenant_id``, the one nullable sort, keeps
+    NULLs last ascending and first descending.
+    """
+    further: Callable[[Any, Any], sa.ColumnElement[bool]] = (
+        operator.lt if descending else operator.gt)
+    id_further = further(batches.c.id, after_id)
+    if column is batches.c.id:
+        return id_further
+    value = sa.select(column).where(batches.c.id == after_id).scalar_subquery()
+    at_most = (column <= value) if descending else (column >= value)
+    non_null = sa.and_(at_most, sa.or_(further(column, value), id_further))
+    if column is not batches.c.tenant_id:
+        return non_null
+    if descending:  # NULLs first: after a NULL come the other NULLs, then every value
+        return sa.or_(sa.and_(value.is_(None), sa.or_(sa.and_(column.is_(None), id_further),
+                                                         column.is_not(None))),
+                      sa.and_(value.is_not(None), non_null))
+    return sa.or_(sa.and_(value.is_(None), column.is_(None), id_further),
+                  sa.and_(value.is_not(None), sa.or_(non_null, column.is_(None))))
 
 

@@ -32,7 +32,8 @@ from batchq.domain.lists import Window
 from batchq.domain.statuses import PageStatus
 from batchq.storage.common import Row, rows
 from batchq.storage.engine import is_postgres
-from batchq.storage.tables import item_errors, items, pages
+from batchq.storage.retries import pending_retry_seq_bounds, retry_page_items
+from batchq.storage.tables import item_errors, item_retries, items, pages
 
 #: Item errors read per query when streaming them: memory stays bounded.
 ERROR_CHUNK = 1000
@@ -54,6 +55,13 @@ class ItemRepository:
         )
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
+
+    def of_page_row(self, page: Row) -> list[Row]:
+        """The items of the page ``page`` (a row of ``pages``), a retry page's included."""
+        if page["item_attempt"] > 1:
+            with self.engine.connect() as conn:
+                return retry_page_items(conn, page["batch_id"], [page["page_no"]])[page["page_no"]]
+        return self.of_page(page["batch_id"], page["stage"], page["first_pos"], page["item_count"])
 
     def first_errors(self, batch_id: str, limit: int) -> list[Row]:
         """The first ``limit`` item errors of a batch, in page order: seq, key, message.
@@ -90,12 +98,12 @@ class ItemRepository:
             after = chunk[-1].seq
 
     def list_errors(self, batch_id: str, window: Window) -> list[Row]:
-        """The batch's item errors in input order: seq, key, message, failed_at."""
+        """The batch's item errors in input order: seq, key, message, failed_at, attempts."""
         query = _windowed(
             sa.select(item_errors.c.seq, item_errors.c.key, item_errors.c.message,
-                      item_errors.c.failed_at)
+                      item_errors.c.failed_at, item_errors.c.attempts)
             .where(item_errors.c.batch_id == batch_id)
-            .order_by(item_errors.c.seq), window)
+            .order_by(item_errors.c.seq), window, item_errors.c.seq)
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
 
@@ -112,38 +120,6 @@ class ItemRepository:
             .order_by(item_errors.c.seq), window)
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
-
-    def items_after(self, batch: Mapping[str, Any], status: ItemStatus, after_seq: int,
-                    limit: int) -> list[dict[str, Any]]:
-        """The next ``limit`` items with ``status`` after input position ``after_seq``.
-
-        Keyset paging on the ``(batch_id, seq)`` indexes, so reading every failed or
-        unprocessed item of a batch costs the same per chunk at its end as at its start.
-        Each row as ``list_items`` gives it.
-        """
-        batch_id = batch["id"]
-        query: sa.Select[Any]
-        with self.engine.connect() as conn:
-            if status is ItemStatus.FAILED:
-                query = (sa.select(item_errors.c.seq, item_errors.c.key, item_errors.c.stage,
-                                   items.c.payload, item_errors.c.message)
-                         .join(items, _same_item(items, item_errors))
-                         .where(item_errors.c.batch_id == batch_id,
-                                item_errors.c.seq > after_seq))
-                order = item_errors.c.seq
-            else:
-                done = done_segments(conn, batch_id)
-                wanted = (done if status is ItemStatus.SUCCEEDED
-                          else open_segments(batch["stage_sizes"], done))
-                if not wanted:
-                    return []
-                query = _items_with_errors(batch_id).where(_in_segments(wanted),
-                                                           items.c.seq > after_seq)
-                if status is ItemStatus.SUCCEEDED:
-                    query = query.where(item_errors.c.pos.is_(None))
-                order = items.c.seq
-            found = rows(conn.execute(query.order_by(order).limit(limit)))
-        return [_item(row, status) for row in found]
 
     def error_summary(self, batch_id: str, top: int) -> dict[str, Any]:
         """The ``top`` most frequent error messages, each with its count and a few sample keys.
@@ -172,7 +148,7 @@ class ItemRepository:
         Each row: seq, key, stage, payload, status, and error (the message, or None).
         """
         batch_id = batch["id"]
-        if window.first_result >= count_items(batch, status):
+        if window.after_index is None and window.first_result >= count_items(batch, status):
             return []  # past the end, by the counters read with the batch row the total comes from
         with self.engine.connect() as conn:
             if status is ItemStatus.FAILED:
@@ -180,9 +156,10 @@ class ItemRepository:
             done = done_segments(conn, batch_id)
             if status is None:
                 return _all_items(conn, batch_id, done, window)
-            wanted = (done if status is ItemStatus.SUCCEEDED
-                      else open_segments(batch["stage_sizes"], done))
-            return _items_in(conn, batch_id, wanted, status, window)
+            if status is ItemStatus.SUCCEEDED:
+                return _succeeded_items(conn, batch_id, done, window)
+            return _unprocessed_items(conn, batch_id, open_segments(batch["stage_sizes"], done),
+                                      window)
 
 
 def _sample_keys(conn: sa.Connection, batch_id: str, messages: list[str]) -> dict[str, list[str]]:
@@ -216,6 +193,7 @@ def done_segments(conn: sa.Connection, batch_id: str) -> list[Segment]:
         sa.select(pages.c.stage, pages.c.first_pos, end.label("end_pos"),
                   sa.case((pages.c.first_pos == previous_end, 0), else_=1).label("starts_run"))
         .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.DONE)
+        .where(pages.c.item_attempt == 1)  # a retry page's range holds others' items
         .subquery()
     )
     numbered = sa.select(
@@ -236,44 +214,70 @@ def _failed_items(conn: sa.Connection, batch_id: str, window: Window) -> list[di
                   item_errors.c.message)
         .join(items, _same_item(items, item_errors))
         .where(item_errors.c.batch_id == batch_id)
-        .order_by(item_errors.c.seq), window)
+        .order_by(item_errors.c.seq), window, item_errors.c.seq)
     return [_item(row, ItemStatus.FAILED) for row in rows(conn.execute(query))]
 
 
 def _all_items(conn: sa.Connection, batch_id: str, done: Sequence[Segment],
                window: Window) -> list[dict[str, Any]]:
-    query = _windowed(_items_with_errors(batch_id).order_by(items.c.seq), window)
+    query = _windowed(_items_with_outcomes(batch_id).order_by(items.c.seq), window, items.c.seq)
     processed = SegmentLookup(done)
     listed = []
     for row in rows(conn.execute(query)):
         if row["message"] is not None:
             status = ItemStatus.FAILED
-        elif processed.covers(row["stage"], row["pos"]):
+        elif not row["pending"] and processed.covers(row["stage"], row["pos"]):
             status = ItemStatus.SUCCEEDED
         else:
-            status = ItemStatus.UNPROCESSED
+            status = ItemStatus.UNPROCESSED  # its page has not run, or its retry is pending
         listed.append(_item(row, status))
     return listed
 
 
-def _items_in(conn: sa.Connection, batch_id: str, segments: Sequence[Segment],
-              status: ItemStatus, window: Window) -> list[dict[str, Any]]:
-    """Items in ``segments`` (without an error when ``status`` is succeeded), in input order."""
-    if not segments:
+def _succeeded_items(conn: sa.Connection, batch_id: str, done: Sequence[Segment],
+                     window: Window) -> list[dict[str, Any]]:
+    """Items of done pages without an error and without a pending retry, in input order."""
+    if not done:
         return []
-    query = _items_with_errors(batch_id).where(_in_segments(segments),
-                                               *_seq_bounds(conn, batch_id, segments))
-    if status is ItemStatus.SUCCEEDED:
-        query = query.where(item_errors.c.pos.is_(None))
-    query = _windowed(query.order_by(items.c.seq), window)
-    return [_item(row, status) for row in rows(conn.execute(query))]
+    query = (_items_with_outcomes(batch_id)
+             .where(_in_segments(done), *_seq_bounds(conn, batch_id, done))
+             .where(item_errors.c.pos.is_(None), ~_pending_retry()))
+    query = _windowed(query.order_by(items.c.seq), window, items.c.seq)
+    return [_item(row, ItemStatus.SUCCEEDED) for row in rows(conn.execute(query))]
 
 
-def _items_with_errors(batch_id: str) -> sa.Select[Any]:
+def _unprocessed_items(conn: sa.Connection, batch_id: str, holes: Sequence[Segment],
+                       window: Window) -> list[dict[str, Any]]:
+    """Items outside the done pages, and items whose retry is pending, in input order."""
+    lowest, highest = pending_retry_seq_bounds(conn, batch_id)
+    if not holes and lowest is None:
+        return []
+    wanted = []
+    bounds: list[sa.ColumnElement[bool]] = []
+    if holes:
+        wanted.append(_in_segments(holes))
+        bounds = _seq_bounds(conn, batch_id, holes, also=(lowest, highest))
+    if lowest is not None:
+        wanted.append(_pending_retry())
+        if not holes:
+            bounds = [items.c.seq >= lowest, items.c.seq <= highest]
+    query = _items_with_outcomes(batch_id).where(sa.or_(*wanted), *bounds)
+    query = _windowed(query.order_by(items.c.seq), window, items.c.seq)
+    return [_item(row, ItemStatus.UNPROCESSED) for row in rows(conn.execute(query))]
+
+
+def _items_with_outcomes(batch_id: str) -> sa.Select[Any]:
+    """Items with their error message, and ``pending`` when their retry is pending."""
     return (sa.select(items.c.seq, items.c.key, items.c.stage, items.c.pos, items.c.payload,
-                      item_errors.c.message)
+                      item_errors.c.message, _pending_retry().label("pending"))
             .outerjoin(item_errors, _same_item(items, item_errors))
             .where(items.c.batch_id == batch_id))
+
+
+def _pending_retry() -> sa.Exists:
+    """Is the item's retry pending? A primary-key look-up per item, as a subquery: a join to
+    ``item_retries`` would keep PostgreSQL from walking the ``(batch_id, seq)`` index."""
+    return sa.exists().where(_same_item(item_retries, items))
 
 
 def _same_item(left: sa.Table, right: sa.Table) -> sa.ColumnElement[bool]:
@@ -291,9 +295,10 @@ def _in_segments(segments: Sequence[Segment]) -> sa.ColumnElement[bool]:
     return sa.or_(*clauses)
 
 
-def _seq_bounds(conn: sa.Connection, batch_id: str,
-                segments: Sequence[Segment]) -> list[sa.ColumnElement[bool]]:
-    """``seq`` limits that enclose ``segments``, found by primary-key lookups.
+def _seq_bounds(conn: sa.Connection, batch_id: str, segments: Sequence[Segment],
+                also: tuple[Any, Any] = (None, None)) -> list[sa.ColumnElement[bool]]:
+    """``seq`` limits that enclose ``segments`` (and the range ``also``), found by primary-key
+    lookups.
 
     They let the ``(batch_id, seq)`` index start at the first item that can
     match instead of skipping every item before it (e.g. a million processed
@@ -302,12 +307,13 @@ def _seq_bounds(conn: sa.Connection, batch_id: str,
     bounds = []
     lowest = _seq_at(conn, batch_id, [(s.stage, s.start) for s in segments], sa.func.min)
     if lowest is not None:
-        bounds.append(items.c.seq >= lowest)
+        bounds.append(items.c.seq >= min(lowest, also[0] if also[0] is not None else lowest))
     lasts = [(s.stage, s.end - 1) for s in segments if s.end is not None]
     if len(lasts) == len(segments):
         highest = _seq_at(conn, batch_id, lasts, sa.func.max)
         if highest is not None:
-            bounds.append(items.c.seq <= highest)
+            bounds.append(items.c.seq <= max(highest, also[1] if also[1] is not None
+                                             else highest))
     return bounds
 
 
@@ -320,7 +326,12 @@ def _seq_at(conn: sa.Connection, batch_id: str, positions: list[tuple[int, int]]
     return None if found is None else int(found)
 
 
-def _windowed(query: sa.Select[Any], window: Window) -> sa.Select[Any]:
+def _windowed(query: sa.Select[Any], window: Window,
+              seq: sa.ColumnElement[Any] | None = None) -> sa.Select[Any]:
+    """The window of ``query``: after ``window.after_index`` (a keyset on ``seq``), else at
+    the offset ``first_result``."""
+    if window.after_index is not None and seq is not None:
+        query = query.where(seq > window.after_index)
     return query.offset(window.first_result).limit(window.max_results)
 
 

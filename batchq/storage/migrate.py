@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
@@ -21,3 +22,9 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database's schema up to ``revision``."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def has_users_table(engine: sa.Engine) -> bool:
+    """Has the database been migrated far enough to hold users (``batchq migrate`` ran)?"""
+    with engine.connect() as conn:
+        return bool(sa.inspect(conn).has_table("users"))

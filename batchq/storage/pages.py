@@ -44,14 +44,24 @@ from batchq.storage.common import (
     skip_locked,
     unqueue_pages,
 )
+from batchq.storage.retries import (
+    clear_counted_retries,
+    ready,
+    retry_increments,
+    retry_page_items,
+    schedule_retries,
+)
 from batchq.storage.tables import batches, item_errors, items, pages
+from batchq.storage.throttling import StartGate
 
 
 class PageRepository:
     """The pages of batches: seeding, queueing, claiming, finishing, and the monitor's repairs."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, gate: StartGate | None = None) -> None:
         self.engine = engine
+        #: Run windows and concurrency limits, asked whenever pages are queued or claimed.
+        self.gate = gate or StartGate()
 
     def seed(self, batch_id: str, now: datetime) -> tuple[int, bool]:
         """Create the next ``jobs_per_seed`` pages; returns (created, more to create)."""
@@ -61,8 +71,9 @@ class PageRepository:
                 return 0, False
             if batch["source_exhausted"] is not None:
                 return 0, False  # a source batch's pages come with its chunks (add_source_chunk)
+            own_pages = batch["jobs_created"] - batch["retry_jobs"]  # retry pages aside
             specs = page_specs(batch["stage_sizes"], batch["page_size"],
-                               batch["jobs_created"], batch["jobs_per_seed"])
+                               own_pages, batch["jobs_per_seed"])
             insert_pages(conn, batch_id, specs)
             created = batch["jobs_created"] + len(specs)
             conn.execute(
@@ -81,11 +92,15 @@ class PageRepository:
             batch = lock_batch(conn, batch_id)
             if batch is None or not runnable(batch):
                 return []
+            if not self.gate.window_open(batch):
+                unqueue_pages(conn, batch_id)  # closed: pages queued before it closed wait
+                return []
             room = max_queued - count_pages(conn, batch_id, (PageStatus.QUEUED,))
+            room = self.gate.queue_room(conn, batch, room)
             if room <= 0:
                 return []
             candidates = sa.select(pages.c.page_no).where(
-                pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED)
+                pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED, ready(now))
             if len(batch["stage_sizes"]) > 1:
                 candidates = candidates.where(pages.c.stage == current_stage(batch_id))
             candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(room))
@@ -209,7 +224,7 @@ class PageRepository:
             if claimed is None:
                 return None
             batch = _update_batch(conn, batch_id, [], now)
-            if batch is None or not runnable(batch):
+            if batch is None or not runnable(batch) or not self.gate.claimable(conn, batch, 1):
                 _hand_back(conn, batch_id, [page_no])
                 return None
             claim = _claim(batch, claimed)
@@ -252,6 +267,7 @@ class PageRepository:
         with self.engine.begin() as conn:
             counted = _end_pages(conn, batch_id, outcomes, now, only_if_lease_expired)
             _insert_errors(conn, batch_id, counted, now)
+            clear_counted_retries(conn, batch_id, counted)
             claims = _claim_created(conn, claim, now) if claim else []
             if not counted and not claims:
                 return FinishResult(counted=False)
@@ -259,12 +275,15 @@ class PageRepository:
             batch = _update_batch(conn, batch_id, counted, now)
             if batch is None:
                 return FinishResult(counted=False)
+            new_retry_pages = retry_increments(counted)["new_pages"]
+            schedule_retries(conn, batch_id, counted, batch["total_jobs"] - new_retry_pages, now)
             if counted and cancellable(batch) and batch_threshold_reached(batch):
                 _abort(conn, batch_id)
                 batch["stop_reason"] = StopReason.ABORT.value
-            if claims and not runnable(batch):
-                _hand_back(conn, batch_id, [c.page_no for c in claims])
-                claims = []
+            allowed = self.gate.claimable(conn, batch, len(claims)) if runnable(batch) else 0
+            if len(claims) > allowed:
+                _hand_back(conn, batch_id, [c.page_no for c in claims[allowed:]])
+            claims = [_refreshed(claim, batch) for claim in claims[:allowed]]
             finished = batch["jobs_completed"] >= batch["total_jobs"]
             stopping = batch["stop_reason"] is not None
             return FinishResult(counted=bool(counted),
@@ -276,7 +295,7 @@ class PageRepository:
 # -- statements, each run inside the caller's transaction ------------------------
 
 _CLAIMED = (pages.c.page_no, pages.c.stage, pages.c.first_pos, pages.c.item_count,
-            pages.c.attempts)
+            pages.c.attempts, pages.c.item_attempt)
 
 
 def _claim_pages(batch_id: str, page_nos: Sequence[int] | sa.Select[Any],
@@ -296,7 +315,7 @@ def _claim_created(conn: sa.Connection, request: ClaimRequest, now: datetime) ->
     """Claim the next created pages; pages another worker is claiming are skipped."""
     like = request.like
     candidates = sa.select(pages.c.page_no).where(
-        pages.c.batch_id == like.batch_id, pages.c.status == PageStatus.CREATED)
+        pages.c.batch_id == like.batch_id, pages.c.status == PageStatus.CREATED, ready(now))
     if like.staged:
         candidates = candidates.where(pages.c.stage == current_stage(like.batch_id))
     candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(request.max_pages))
@@ -304,7 +323,8 @@ def _claim_created(conn: sa.Connection, request: ClaimRequest, now: datetime) ->
                              now, request.lease_until)
     claimed = sorted(conn.execute(statement), key=lambda row: row.page_no)
     return [replace(like, page_no=row.page_no, stage=row.stage, first_pos=row.first_pos,
-                    item_count=row.item_count, attempt=row.attempts, items=())
+                    item_count=row.item_count, attempt=row.attempts,
+                    item_attempt=row.item_attempt, items=())
             for row in claimed]
 
 
@@ -313,8 +333,15 @@ def _claim(batch: Mapping[str, Any], claimed: sa.Row[Any]) -> PageClaim:
         batch_id=batch["id"], page_no=claimed.page_no, stage=claimed.stage,
         first_pos=claimed.first_pos, item_count=claimed.item_count, attempt=claimed.attempts,
         type=batch["type"], params=batch["params"] or {},
-        staged=len(batch["stage_sizes"]) > 1,
+        staged=len(batch["stage_sizes"]) > 1, item_attempt=claimed.item_attempt,
+        retry_policy=batch["retry_policy"], max_items_per_second=batch["max_items_per_second"],
     )
+
+
+def _refreshed(claim: PageClaim, batch: Mapping[str, Any]) -> PageClaim:
+    """A next claim with the batch's throttle and retry policy as the batch row has them now."""
+    return replace(claim, retry_policy=batch["retry_policy"],
+                   max_items_per_second=batch["max_items_per_second"])
 
 
 def _hand_back(conn: sa.Connection, batch_id: str, page_nos: Sequence[int]) -> None:
@@ -328,9 +355,18 @@ def _hand_back(conn: sa.Connection, batch_id: str, page_nos: Sequence[int]) -> N
 
 
 def _with_items(conn: sa.Connection, claims: list[PageClaim]) -> list[PageClaim]:
-    """The claims with their items, read in one statement."""
+    """The claims with their items, read in one statement (and one for retry pages)."""
+    retried = [claim.page_no for claim in claims if claim.item_attempt > 1]
+    retry_items = retry_page_items(conn, claims[0].batch_id, retried) if retried else {}
+    own = [claim for claim in claims if claim.item_attempt == 1]
+    grouped = {**_own_page_items(conn, own), **retry_items}
+    return [replace(claim, items=grouped[claim.page_no]) for claim in claims]
+
+
+def _own_page_items(conn: sa.Connection, claims: list[PageClaim]) -> dict[int, list[Row]]:
+    """The items of pages of the batch's own ranges, by page, read in one statement."""
     if not claims:
-        return claims
+        return {}
     ordered = sorted(claims, key=lambda c: (c.stage, c.first_pos))
     ranges = sa.or_(*(
         sa.and_(items.c.stage == stage, items.c.pos >= first, items.c.pos < end)
@@ -348,7 +384,7 @@ def _with_items(conn: sa.Connection, claims: list[PageClaim]) -> list[PageClaim]
                                              ordered[index].first_pos + ordered[index].item_count):
             index += 1
         grouped[ordered[index].page_no].append(row)
-    return [replace(claim, items=grouped[claim.page_no]) for claim in claims]
+    return grouped
 
 
 def _merged_ranges(ordered: Sequence[PageClaim]) -> list[tuple[int, int, int]]:
@@ -377,19 +413,20 @@ def _end_pages(conn: sa.Connection, batch_id: str, outcomes: Sequence[PageOutcom
         .where(pages.c.status != PageStatus.DONE)
         .values(status=PageStatus.DONE, finished_at=now, lease_until=None,
                 succeeded=succeeded, failed=failed)
-        .returning(pages.c.page_no)
+        .returning(pages.c.page_no, pages.c.item_attempt)
     )
     if only_if_lease_expired:
         statement = statement.where(
             pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
-    return [by_page[page_no] for page_no in sorted(conn.execute(statement).scalars())]
+    ended = sorted(conn.execute(statement).all())
+    return [replace(by_page[page_no], item_attempt=item_attempt) for page_no, item_attempt in ended]
 
 
 def _insert_errors(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutcome],
                    now: datetime) -> None:
     errors = [
         {"batch_id": batch_id, "stage": f.stage, "pos": f.pos, "seq": f.seq, "key": f.key,
-         "message": f.message, "failed_at": now}
+         "message": f.message, "failed_at": now, "attempts": f.attempts}
         for outcome in counted for f in outcome.failures
     ]
     if errors:
@@ -414,6 +451,7 @@ def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutc
     processed = sum(o.succeeded + len(o.failures) for o in counted)
     failed = sum(len(o.failures) for o in counted)
     described = [o.progress_description for o in counted if o.progress_description is not None]
+    retried = retry_increments(counted)
     statement = (
         sa.update(batches)
         .where(batches.c.id == batch_id)
@@ -421,6 +459,10 @@ def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutc
             processed_items=batches.c.processed_items + processed,
             failed_items=batches.c.failed_items + failed,
             jobs_completed=batches.c.jobs_completed + len(counted),
+            total_jobs=batches.c.total_jobs + retried["new_pages"],
+            jobs_created=batches.c.jobs_created + retried["new_pages"],
+            retry_jobs=batches.c.retry_jobs + retried["new_pages"],
+            retry_jobs_completed=batches.c.retry_jobs_completed + retried["completed"],
             status=sa.case((_WAITING_AND_RUNNABLE, BatchStatus.PROCESSING.value),
                            else_=batches.c.status),
             started_at=sa.case((_WAITING_AND_RUNNABLE, now), else_=batches.c.started_at),

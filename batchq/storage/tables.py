@@ -65,6 +65,21 @@ batches = sa.Table(
               server_default=sa.false()),
     # Where the completion webhooks go (docs/events-and-webhooks.md); None: no webhook.
     sa.Column("callback_url", sa.Text),
+    # A retry batch (POST /batches/{id}/retry): the batch it retries and which of its items.
+    sa.Column("retry_of", sa.String(36)),
+    sa.Column("retry_selection", sa.String(32)),
+    # The item retry policy in force (numbers only; transient exception classes are the type's).
+    sa.Column("retry_policy", sa.JSON),
+    # Retry pages among total_jobs / jobs_created / jobs_completed (batchq.storage.retries).
+    sa.Column("retry_jobs", sa.Integer, nullable=False, default=0, server_default=sa.text("0")),
+    sa.Column("retry_jobs_completed", sa.Integer, nullable=False, default=0,
+              server_default=sa.text("0")),
+    # Rethrottling (PATCH /batches/{id}): items per second across all workers, pages at once.
+    sa.Column("max_items_per_second", sa.Float),
+    sa.Column("max_concurrent_jobs", sa.Integer),
+    # [{"days", "from", "to", "timezone"}, ...]: a page starts only inside one of them
+    # (batchq.domain.run_windows); NULL: at any time.
+    sa.Column("run_windows", sa.JSON),
     sa.Index(None, "status"),
     sa.Index(None, "expires_at"),
     # GET /batches: the read-permission filters and the sorts (batchq.service.listing).
@@ -73,6 +88,8 @@ batches = sa.Table(
     sa.Index(None, "create_user_id", "created_at"),
     sa.Index(None, "type", "created_at"),
     sa.Index(None, "status", "type", "created_at"),
+    # A batch's retries, for its "retries" list.
+    sa.Index(None, "retry_of"),
     # Never two active runs of one batch process: a second start fails on this index.
     sa.Index("uq_batches_active_process", "type", unique=True,
              postgresql_where=sa.text(_ACTIVE_PROCESS), sqlite_where=sa.text(_ACTIVE_PROCESS)),
@@ -95,6 +112,10 @@ pages = sa.Table(
     sa.Column("lease_until", sa.DateTime),
     sa.Column("succeeded", sa.Integer, nullable=False, default=0),
     sa.Column("failed", sa.Integer, nullable=False, default=0),
+    # 1 for a page of the batch's own ranges; n > 1 for a retry page, whose items (listed in
+    # item_retries) run their n-th attempt, not before not_before.
+    sa.Column("item_attempt", sa.Integer, nullable=False, default=1, server_default=sa.text("1")),
+    sa.Column("not_before", sa.DateTime),
     sa.Index(None, "batch_id", "status", "page_no"),
 )
 
@@ -123,7 +144,25 @@ item_errors = sa.Table(
     sa.Column("key", sa.String(500), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("failed_at", sa.DateTime, nullable=False),
+    # How many times the item ran before this, its last, failure.
+    sa.Column("attempts", sa.Integer, nullable=False, default=1, server_default=sa.text("1")),
     sa.Index(None, "batch_id", "seq"),
+)
+
+item_retries = sa.Table(
+    "item_retries",
+    metadata,
+    # An item whose transient failure is retried on a later page: one row while the retry is
+    # pending, deleted in the transaction that counts its retry page (batchq.storage.retries).
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("stage", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("pos", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("page_no", sa.Integer, nullable=False),
+    # The message of the failure that is being retried (not an item error: only the last
+    # failure of an item counts).
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Index(None, "batch_id", "page_no"),
 )
 
 users = sa.Table(

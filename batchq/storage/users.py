@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from batchq.errors import UniqueViolation
-from batchq.storage.common import first_row
+from batchq.storage.common import Row, first_row, rows
 from batchq.storage.tables import users
 
 
@@ -41,3 +41,22 @@ class UserRepository:
         """The user called ``name``, or None."""
         with self.engine.connect() as conn:
             return first_row(conn.execute(sa.select(users).where(users.c.name == name)))
+
+    def listed(self) -> list[Row]:
+        """Every user by name: name, tenant_id, functions, is_system, created_at (no hash)."""
+        query = (sa.select(users.c.name, users.c.tenant_id, users.c.functions,
+                           users.c.is_system, users.c.created_at).order_by(users.c.name))
+        with self.engine.connect() as conn:
+            return rows(conn.execute(query))
+
+    def remove(self, name: str) -> bool:
+        """Delete the user called ``name``; False when there is none."""
+        with self.engine.begin() as conn:
+            return conn.execute(sa.delete(users).where(users.c.name == name)).rowcount == 1
+
+    def replace_token_hash(self, name: str, token_hash: str) -> bool:
+        """Give ``name`` a new token hash, so the old token stops working when this commits."""
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(users).where(users.c.name == name)
+                                  .values(token_hash=token_hash))
+            return result.rowcount == 1

@@ -20,6 +20,7 @@ from batchq.settings import Settings
 from batchq.storage import Storage
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
+from batchq.storage.throttling import StartGate
 
 from .support import Calls, FakeDispatcher, MakeRuntime, NewType, authenticated_client
 
@@ -51,7 +52,8 @@ def make_runtime(database_url: str, tmp_path: Path, registry: Registry) -> Itera
         settings = Settings(data_dir=tmp_path / "data", database_url=database_url, **options)
         engine = create_engine(database_url)
         engines.append(engine)
-        return Runtime(settings, Storage(engine), registry, dispatcher or FakeDispatcher())
+        gate = StartGate(settings.tenant_limit_rules)
+        return Runtime(settings, Storage(engine, gate), registry, dispatcher or FakeDispatcher())
 
     yield make
     for engine in engines:

@@ -89,8 +89,11 @@ def test_a_wrong_token_and_a_missing_token_say_so(url: str) -> None:
 
 
 def test_a_missing_batch_answers_the_servers_404_text(url: str, token: str) -> None:
-    assert_clear_failure(run(url, token, "status", "nope"), "No batch with id 'nope'",
+    missing = "0" * 8 + "-0000-0000-0000-" + "0" * 12
+    assert_clear_failure(run(url, token, "status", missing), f"No batch with id '{missing}'",
                          "HTTP 404")
+    assert_clear_failure(run(url, token, "status", "nope"),
+                         "No batch you may read has an id starting with 'nope'")
 
 
 def test_a_refused_submit_shows_the_servers_error_text(

@@ -344,7 +344,8 @@ def test_the_openapi_document_describes_the_three_bodies_and_the_query(
     assert set(post["requestBody"]["content"]) == {"application/json", NDJSON, CSV}
     names = {parameter["name"] for parameter in post["parameters"]}
     assert names == {"type", "params", "description", "tenantId", "pageSize", "jobsPerSeed",
-                     "failureThreshold", "retentionDays", "callbackUrl", "Idempotency-Key"}
+                     "failureThreshold", "retentionDays", "callbackUrl", "retryPolicy",
+                     "runWindows", "maxItemsPerSecond", "maxConcurrentJobs", "Idempotency-Key"}
     assert "415" in post["responses"]
 
 

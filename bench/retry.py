@@ -1,0 +1,103 @@
+"""Retrying the failed part of a 1,000,000-item batch: time, and the memory it takes here.
+
+    .venv/bin/python -m bench.retry                   # 1,000,000 items, all failed
+    .venv/bin/python -m bench.retry --items 50000     # quick
+    .venv/bin/python -m bench.retry --explain         # and the INSERT ... SELECT's plan
+
+It drops and recreates the database ``batchq_bench_retry`` and touches nothing
+else. The original batch is written by PostgreSQL (``bench.big_batch``): every
+``--fail-every``-th item failed (default every item, so the retry holds them
+all), and with ``--done`` below 1 the rest of its pages never ran (a cancelled
+batch, whose ``unprocessed`` items are retried too). Each retry is
+``batchq.service.retry_batches.retry_batch``, the call behind ``POST
+/batches/{id}/retry``, timed in this process, with the peak of Python's
+allocations (tracemalloc) and the growth of this process's peak RSS: both stay
+flat whatever the item count, as the items are copied by one ``INSERT ...
+SELECT`` inside PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+from typing import Any
+
+import sqlalchemy as sa
+
+from batchq.service.retry_batches import retry_batch
+from bench.big_batch import SYSTEM, bench_runtime, rebuild
+
+DATABASE = "batchq_bench_retry"
+BATCH = "bench-retry-1m"
+
+
+def measure(rt: Any, selection: str) -> tuple[float, float, float, int, tuple[str, Any]]:
+    """(seconds, peak Python MB, peak RSS growth MB, items, the copy and its parameters) of a
+    retry."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    sa.event.listen(rt.storage.engine, "before_cursor_execute", record)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        created = retry_batch(rt, SYSTEM, BATCH, selection)
+    finally:
+        elapsed = time.perf_counter() - started
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        sa.event.remove(rt.storage.engine, "before_cursor_execute", record)
+    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+    copy = next(s for s in sent if s[0].lstrip().startswith("INSERT INTO items"))
+    return elapsed, peak / 2**20, rss_growth / 1024, int(created["total_items"]), copy
+
+
+def explain(rt: Any, copy: tuple[str, Any]) -> None:
+    """The plan of the copy, run with ANALYZE in a transaction that is rolled back."""
+    statement, parameters = copy
+    parameters = {**parameters, "param_1": "explained"}  # another batch id than the retry's
+    raw = rt.storage.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters)
+        print("\n".join("    " + row[0] for row in cursor.fetchall()))
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--fail-every", type=int, default=1,
+                        help="every n-th item of the done pages failed (default 1: all)")
+    parser.add_argument("--done", type=float, default=1.0,
+                        help="the fraction of pages that ran (default 1.0)")
+    parser.add_argument("--explain", action="store_true", help="print the copy's plan")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    status = "CompletedWithErrors" if args.done >= 1 else "Cancelled"
+    url = rebuild(DATABASE, BATCH, args.items, done_fraction=args.done,
+                  fail_every=args.fail_every, status=status)
+    print(f"built a {status} batch of {args.items:,} items in "
+          f"{time.perf_counter() - started:.1f} s")
+    rt = bench_runtime(url, max_active_batches_per_user=0)
+    selections = ["failed"] if args.done >= 1 else ["failed", "unprocessed",
+                                                    "failed+unprocessed"]
+    print(f"{'retry of':22s} {'items':>10s} {'seconds':>8s} {'py peak':>9s} {'rss +':>8s}")
+    for selection in selections:
+        seconds, python_mb, rss_mb, count, copy = measure(rt, selection)
+        print(f"{selection:22s} {count:>10,d} {seconds:>8.2f} {python_mb:>7.2f}MB "
+              f"{rss_mb:>6.1f}MB")
+        if args.explain:
+            explain(rt, copy)
+    rt.storage.dispose()
+
+
+if __name__ == "__main__":
+    main()
