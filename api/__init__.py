@@ -11,6 +11,7 @@ from api.blueprint import StrictJSONProvider
 from api.context import EXTENSION
 from api.errors import BatchqApi, register_error_handlers
 from api.request_checks import register_request_checks
+from api.vendor_apis import register_vendor_apis
 from batchq.runtime import Runtime, build_runtime
 from batchq.settings import Settings
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(batch_processes)
     api.register_blueprint(health)
     api.register_blueprint(metrics)
+    register_vendor_apis(app, api)
     return app
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 DEFAULT_MAX_RESULTS = 100
 #: The largest window any list answers.
 MAX_RESULTS = 1000
 #: What a list of batches may be sorted by (the names of the REST API and the CLI).
 SORT_KEYS = ("batchId", "tenantId", "type", "status", "createdAt")
+#: Further sorts the vendor APIs offer (the Camunda 7 history's endTime and removalTime).
+EXTRA_SORT_KEYS = ("finishedAt", "expiresAt")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,13 @@ class BatchFilter:
     without_tenant: bool = False
     suspended: bool | None = None
     created_by: str | None = None
+    #: True: only finished batches (a final status); False: only unfinished ones.
+    finished: bool | None = None
+    #: Created strictly before / after these times (naive UTC).
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+    #: True: only batches with at least one failed item; False: only those without.
+    with_failures: bool | None = None
 
 
 @dataclass(frozen=True)

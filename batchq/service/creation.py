@@ -35,6 +35,8 @@ class NewBatch:
     jobs_per_seed: int | None = None
     failure_threshold: float | None = _UNSET
     retention_days: int | None = None
+    #: The CRM BatchTask API's fields batchq only keeps (Context, Request, ...), if any.
+    task_info: Mapping[str, Any] | None = None
 
 
 def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> dict[str, Any]:
@@ -119,11 +121,15 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
     if problem is not None:
         raise InvalidBatch(f"params {problem}", {"field": "params"})
     _check_params(batch_type, params)
+    if request.task_info is not None and json_problem(dict(request.task_info)) is not None:
+        raise InvalidBatch(f"task fields {json_problem(dict(request.task_info))}",
+                           {"field": "taskInfo"})
     return {
         "id": batch_id, "type": batch_type.code, "status": BatchStatus.WAITING.value,
         "suspended": False, "tenant_id": request.tenant_id,
         "create_user_id": request.create_user_id, "description": request.description,
         "params": params, **_options(rt, request, batch_type),
+        "task_info": None if request.task_info is None else dict(request.task_info),
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,
         "created_at": utcnow(),
     }

@@ -8,6 +8,8 @@ batch outside the caller's reach is ``BatchNotFound``, as if it did not exist
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from batchq.domain.lists import BatchFilter, BatchOrder, Window
 from batchq.domain.permissions import Caller, can_read, check_change, read_scope
 from batchq.errors import BatchNotFound
@@ -36,3 +38,17 @@ def check_access(rt: Runtime, caller: Caller, batch_id: str, change: bool = Fals
     if change:
         check_change(caller, owner, batch_id)
     return batch
+
+
+def check_access_by_number(rt: Runtime, caller: Caller, number: int,
+                           change: bool = False) -> Row:
+    """``check_access`` for the batch whose integer alias is ``number`` (the CRM BatchTask Id)."""
+    batch_id = rt.storage.batches.id_of_number(number)
+    if batch_id is None:
+        raise BatchNotFound(f"No batch with number {number}", {"number": number})
+    return check_access(rt, caller, batch_id, change)
+
+
+def failed_job_counts(rt: Runtime, batch_ids: Sequence[str]) -> dict[str, int]:
+    """{batch id: pages with at least one failed item}, for batches already read (0s omitted)."""
+    return rt.storage.batches.failed_job_counts(batch_ids)

@@ -34,7 +34,8 @@ _ACTIVE = status_values(ACTIVE_STATUSES)
 ACTIVE_PROCESS_INDEX = "uq_batches_active_process"
 SORT_COLUMNS = {"batchId": batches.c.id, "tenantId": batches.c.tenant_id,
                 "type": batches.c.type, "status": batches.c.status,
-                "createdAt": batches.c.created_at}
+                "createdAt": batches.c.created_at, "finishedAt": batches.c.finished_at,
+                "expiresAt": batches.c.expires_at}
 
 #: What a listed batch shows; no JSON columns, nothing that needs a second query.
 LIST_COLUMNS = (
@@ -43,6 +44,7 @@ LIST_COLUMNS = (
     batches.c.processed_items, batches.c.failed_items, batches.c.total_jobs,
     batches.c.jobs_created, batches.c.jobs_completed, batches.c.created_at,
     batches.c.started_at, batches.c.finished_at, batches.c.failure_reason,
+    batches.c.expires_at, batches.c.page_size, batches.c.jobs_per_seed, batches.c.number,
 )
 
 #: Called once every item is in, with the batch's repeated keys; returns the batch row's
@@ -73,6 +75,9 @@ class BatchRepository:
                     check_quota(creator, _count_active_of(conn, creator), max_active)
                 insert_items(conn, item_chunks)
                 full = {**row, **finish(duplicate_keys(conn, row["id"]))}
+                if not is_postgres(conn):
+                    # PostgreSQL numbers batches from a sequence; SQLite serialises writers.
+                    full["number"] = _next_number(conn)
                 conn.execute(sa.insert(batches).values(**full))
         except sa.exc.IntegrityError as exc:
             raise UniqueViolation(f"batch {row['id']} repeats a unique value",
@@ -85,6 +90,23 @@ class BatchRepository:
         """The batch row, or None."""
         with self.engine.connect() as conn:
             return first_row(conn.execute(sa.select(batches).where(batches.c.id == batch_id)))
+
+    def id_of_number(self, number: int) -> str | None:
+        """The id of the batch whose integer alias is ``number``, or None."""
+        query = sa.select(batches.c.id).where(batches.c.number == number)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def failed_job_counts(self, batch_ids: Sequence[str]) -> dict[str, int]:
+        """{batch id: pages done with at least one failed item} of ``batch_ids`` (0s left out)."""
+        if not batch_ids:
+            return {}
+        query = (sa.select(pages.c.batch_id, sa.func.count())
+                 .where(pages.c.batch_id.in_(list(batch_ids)), pages.c.failed > 0)
+                 .group_by(pages.c.batch_id))
+        with self.engine.connect() as conn:
+            return {str(batch_id): int(count) for batch_id, count in conn.execute(query)}
 
     def active_ids(self) -> list[str]:
         """Ids of batches that can still make progress."""
@@ -274,6 +296,12 @@ def _count_active_of(conn: sa.Connection, user: str) -> int:
     ).scalar_one())
 
 
+def _next_number(conn: sa.Connection) -> int:
+    """The next integer alias on SQLite, whose write transactions run one at a time."""
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(batches.c.number), 0) + 1))
+               .scalar_one())
+
+
 def _lock_key(user: str) -> int:
     """A stable signed 64-bit advisory-lock key for the user (Python's hash() is salted)."""
     digest = hashlib.sha256(b"batchq:active-batches:" + user.encode()).digest()
@@ -323,12 +351,28 @@ def filter_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
         if value is not None:
             clauses.append(column == value)
     tenants: list[sa.ColumnElement[bool]] = []
+    clauses += _time_and_outcome_clauses(wanted)
     if wanted.tenant_ids is not None:
         tenants.append(batches.c.tenant_id.in_(list(wanted.tenant_ids)))
     if wanted.without_tenant:
         tenants.append(batches.c.tenant_id.is_(None))
     if tenants:
         clauses.append(sa.or_(*tenants))
+    return clauses
+
+
+def _time_and_outcome_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if wanted.finished is not None:
+        final = batches.c.status.in_(status_values(FINAL_STATUSES))
+        clauses.append(final if wanted.finished else sa.not_(final))
+    if wanted.created_before is not None:
+        clauses.append(batches.c.created_at < wanted.created_before)
+    if wanted.created_after is not None:
+        clauses.append(batches.c.created_at > wanted.created_after)
+    if wanted.with_failures is not None:
+        clauses.append(batches.c.failed_items > 0 if wanted.with_failures
+                       else batches.c.failed_items == 0)
     return clauses
 
 

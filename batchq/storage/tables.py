@@ -63,6 +63,11 @@ batches = sa.Table(
     # Started from the batch-process registry or a schedule (the batch-process API), not posted.
     sa.Column("process_run", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),
+    # A unique integer alias (the CRM BatchTask API's int32 Id): from a sequence on
+    # PostgreSQL, max + 1 on SQLite (batchq.storage.batches).
+    sa.Column("number", sa.Integer, sa.Sequence("batches_number_seq"), unique=True),
+    # The CRM BatchTask API's fields batchq keeps as sent (Context, Request, ...); else NULL.
+    sa.Column("task_info", sa.JSON),
     sa.Index(None, "status"),
     sa.Index(None, "expires_at"),
     # GET /batches: the read-permission filters and the sorts (batchq.service.listing).

@@ -1,0 +1,22 @@
+"""The five vendor batch APIs, each a thin adapter over batchq's service layer.
+
+| module | API | mounted at |
+|---|---|---|
+| ``api.camunda`` | the Camunda 7 batch REST API | ``/engine-rest`` |
+
+docs/vendor-apis/ has a page per API: what maps to what, what is not supported.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+
+def register_vendor_apis(app: Flask, api: Api) -> None:
+    """Register each vendor API's blueprint and its error shape."""
+    from api import camunda
+
+    for module in (camunda,):
+        module.register(app)
+        api.register_blueprint(module.blp)
