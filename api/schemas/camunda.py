@@ -41,7 +41,7 @@ class CamundaDateTime(fields.Field):
 
 
 class TenantIdIn(fields.List):
-    """``tenantIdIn``: a comma list, repeated parameters, or both (``?tenantIdIn=a,b&tenantIdIn=c``)."""
+    """``tenantIdIn``: a comma list, repeated parameters, or both (``a,b&tenantIdIn=c``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(fields.Str(validate=validate.Length(max=200)), **kwargs)
@@ -55,7 +55,7 @@ class TenantIdIn(fields.List):
 
 
 class _Query(Schema):
-    """The filters every runtime batch query takes; unknown parameters are ignored, as Camunda does."""
+    """The filters of every batch query; unknown parameters are ignored, as Camunda does."""
 
     class Meta:
         unknown = EXCLUDE
