@@ -15,19 +15,19 @@ from flask import Flask
 from api.context import current_caller, runtime
 from api.errors import register_error_format
 from api.schemas.camunda import (
-    BatchCountQuerySchema,
-    BatchQuerySchema,
-    BatchStatisticsSchema,
+    CamundaBatchCountQuerySchema,
+    CamundaBatchQuerySchema,
     CamundaBatchSchema,
+    CamundaBatchStatisticsSchema,
+    CamundaCountSchema,
+    CamundaDeleteQuerySchema,
     CamundaErrorSchema,
-    CountSchema,
-    DeleteQuerySchema,
-    HistoricBatchSchema,
-    HistoryCountQuerySchema,
-    HistoryQuerySchema,
-    StatisticsCountQuerySchema,
-    StatisticsQuerySchema,
-    SuspendedSchema,
+    CamundaHistoricBatchSchema,
+    CamundaHistoryCountQuerySchema,
+    CamundaHistoryQuerySchema,
+    CamundaStatisticsCountQuerySchema,
+    CamundaStatisticsQuerySchema,
+    CamundaSuspendedSchema,
 )
 from api.vendor_blueprint import NO_CREDENTIAL, VendorBlueprint, json_error
 from batchq.domain.lists import BatchFilter, BatchOrder, Window
@@ -139,7 +139,7 @@ def _historic_batch(batch_id: str) -> Row:
 
 
 @blp.route("/batch", strict_slashes=False)
-@blp.arguments(BatchQuerySchema, location="query")
+@blp.arguments(CamundaBatchQuerySchema, location="query")
 @blp.response(200, CamundaBatchSchema(many=True))
 @route_errors
 def list_batches(args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -148,8 +148,8 @@ def list_batches(args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @blp.route("/batch/count", strict_slashes=False)
-@blp.arguments(BatchCountQuerySchema, location="query")
-@blp.response(200, CountSchema)
+@blp.arguments(CamundaBatchCountQuerySchema, location="query")
+@blp.response(200, CamundaCountSchema)
 @route_errors
 def count_batches(args: dict[str, Any]) -> dict[str, int]:
     """Count the unfinished batches that match the filters"""
@@ -158,8 +158,8 @@ def count_batches(args: dict[str, Any]) -> dict[str, int]:
 
 
 @blp.route("/batch/statistics", strict_slashes=False)
-@blp.arguments(StatisticsQuerySchema, location="query")
-@blp.response(200, BatchStatisticsSchema(many=True))
+@blp.arguments(CamundaStatisticsQuerySchema, location="query")
+@blp.response(200, CamundaBatchStatisticsSchema(many=True))
 @route_errors
 def batch_statistics(args: dict[str, Any]) -> list[dict[str, Any]]:
     """Unfinished batches with remainingJobs, completedJobs and failedJobs"""
@@ -169,8 +169,8 @@ def batch_statistics(args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @blp.route("/batch/statistics/count", strict_slashes=False)
-@blp.arguments(StatisticsCountQuerySchema, location="query")
-@blp.response(200, CountSchema)
+@blp.arguments(CamundaStatisticsCountQuerySchema, location="query")
+@blp.response(200, CamundaCountSchema)
 @route_errors
 def count_statistics(args: dict[str, Any]) -> dict[str, int]:
     """Count the batch statistics that match the filters"""
@@ -187,7 +187,7 @@ def get_batch(batch_id: str) -> dict[str, Any]:
 
 
 @blp.route("/batch/<batch_id>", methods=["DELETE"], strict_slashes=False)
-@blp.arguments(DeleteQuerySchema, location="query")
+@blp.arguments(CamundaDeleteQuerySchema, location="query")
 @blp.response(204)
 @blp.errors({400: "A bad cascade, or a batch whose type cannot be cancelled",
              401: NO_CREDENTIAL, 403: "You may read the batch but not cancel it",
@@ -199,7 +199,7 @@ def delete_batch(args: dict[str, Any], batch_id: str) -> None:
 
 
 @blp.route("/batch/<batch_id>/suspended", methods=["PUT"], strict_slashes=False)
-@blp.arguments(SuspendedSchema)
+@blp.arguments(CamundaSuspendedSchema)
 @blp.response(204)
 @blp.errors({400: "A body without a boolean suspended", 401: NO_CREDENTIAL,
              403: "You may read the batch but not change it", 404: NOT_FOUND})
@@ -213,8 +213,8 @@ def set_suspended(body: dict[str, Any], batch_id: str) -> None:
 
 
 @blp.route("/history/batch", strict_slashes=False)
-@blp.arguments(HistoryQuerySchema, location="query")
-@blp.response(200, HistoricBatchSchema(many=True))
+@blp.arguments(CamundaHistoryQuerySchema, location="query")
+@blp.response(200, CamundaHistoricBatchSchema(many=True))
 @route_errors
 def list_history(args: dict[str, Any]) -> list[dict[str, Any]]:
     """Query every batch, running or ended (completed=true: ended only)"""
@@ -222,8 +222,8 @@ def list_history(args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @blp.route("/history/batch/count", strict_slashes=False)
-@blp.arguments(HistoryCountQuerySchema, location="query")
-@blp.response(200, CountSchema)
+@blp.arguments(CamundaHistoryCountQuerySchema, location="query")
+@blp.response(200, CamundaCountSchema)
 @route_errors
 def count_history(args: dict[str, Any]) -> dict[str, int]:
     """Count the historic batches that match the filters"""
@@ -232,7 +232,7 @@ def count_history(args: dict[str, Any]) -> dict[str, int]:
 
 
 @blp.route("/history/batch/<batch_id>", strict_slashes=False)
-@blp.response(200, HistoricBatchSchema)
+@blp.response(200, CamundaHistoricBatchSchema)
 @blp.errors({401: NO_CREDENTIAL, 404: "No batch with that id you may read"})
 def get_history(batch_id: str) -> dict[str, Any]:
     """Read one batch as history: startTime, endTime, removalTime"""

@@ -66,7 +66,7 @@ def _vendor_format() -> ErrorFormat | None:
         return None
     for prefix, error_format in current_app.extensions.get(_FORMATS, ()):
         if request.path == prefix or request.path.startswith(prefix + "/"):
-            return error_format  # type: ignore[no-any-return]
+            return error_format
     return None
 
 

@@ -3,6 +3,7 @@
 | module | API | mounted at |
 |---|---|---|
 | ``api.camunda`` | the Camunda 7 batch REST API | ``/engine-rest`` |
+| ``api.batch_process_api`` | the batch-process API | ``/systemtools/v1`` |
 
 docs/vendor-apis/ has a page per API: what maps to what, what is not supported.
 """
@@ -15,8 +16,8 @@ from flask_smorest import Api
 
 def register_vendor_apis(app: Flask, api: Api) -> None:
     """Register each vendor API's blueprint and its error shape."""
-    from api import camunda
+    from api import batch_process_api, camunda
 
-    for module in (camunda,):
+    for module in (camunda, batch_process_api):
         module.register(app)
         api.register_blueprint(module.blp)

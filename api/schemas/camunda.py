@@ -46,9 +46,11 @@ class TenantIdIn(fields.List):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(fields.Str(validate=validate.Length(max=200)), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any,
+                     **kwargs: Any) -> list[Any | None]:
         given = super()._deserialize(value, attr, data, **kwargs)
-        tenants = [part.strip() for text in given for part in text.split(",")]
+        tenants: list[Any | None] = [part.strip() for text in given
+                                     for part in str(text).split(",")]
         if not all(tenants):
             raise ValidationError("Cannot set query parameter 'tenantIdIn': empty tenant id")
         return tenants
@@ -87,17 +89,17 @@ class _Sorted(Schema):
                                   "sortOrder required", "sortBy")
 
 
-class BatchCountQuerySchema(_Query):
+class CamundaBatchCountQuerySchema(_Query):
     """``GET /batch/count``."""
 
 
-class BatchQuerySchema(_Query, _Sorted):
+class CamundaBatchQuerySchema(_Query, _Sorted):
     """``GET /batch``."""
 
     sort_by = fields.Str(data_key="sortBy", validate=validate.OneOf(["batchId", "tenantId"]))
 
 
-class StatisticsCountQuerySchema(_Query):
+class CamundaStatisticsCountQuerySchema(_Query):
     """``GET /batch/statistics/count``."""
 
     created_by = fields.Str(data_key="createdBy")
@@ -107,27 +109,27 @@ class StatisticsCountQuerySchema(_Query):
     without_failures = fields.Bool(data_key="withoutFailures")
 
 
-class StatisticsQuerySchema(StatisticsCountQuerySchema, _Sorted):
+class CamundaStatisticsQuerySchema(CamundaStatisticsCountQuerySchema, _Sorted):
     """``GET /batch/statistics``."""
 
     sort_by = fields.Str(data_key="sortBy",
                          validate=validate.OneOf(["batchId", "tenantId", "startTime"]))
 
 
-class HistoryCountQuerySchema(_Query):
+class CamundaHistoryCountQuerySchema(_Query):
     """``GET /history/batch/count``."""
 
     completed = fields.Bool(metadata={"description": "true: ended batches; false: running"})
 
 
-class HistoryQuerySchema(HistoryCountQuerySchema, _Sorted):
+class CamundaHistoryQuerySchema(CamundaHistoryCountQuerySchema, _Sorted):
     """``GET /history/batch``."""
 
     sort_by = fields.Str(data_key="sortBy", validate=validate.OneOf(
         ["batchId", "startTime", "endTime", "tenantId", "removalTime"]))
 
 
-class DeleteQuerySchema(Schema):
+class CamundaDeleteQuerySchema(Schema):
     """``DELETE /batch/{id}``."""
 
     class Meta:
@@ -137,13 +139,13 @@ class DeleteQuerySchema(Schema):
         "description": "Accepted; the batch's history stays until its retention ends"})
 
 
-class SuspendedSchema(JsonBody):
+class CamundaSuspendedSchema(JsonBody):
     """``PUT /batch/{id}/suspended``."""
 
     suspended = fields.Bool(required=True)
 
 
-class CountSchema(Schema):
+class CamundaCountSchema(Schema):
     count = fields.Int(required=True)
 
 
@@ -167,7 +169,7 @@ class CamundaBatchSchema(_JobDefinitions):
     suspended = fields.Bool(required=True)
 
 
-class BatchStatisticsSchema(CamundaBatchSchema):
+class CamundaBatchStatisticsSchema(CamundaBatchSchema):
     """A runtime batch with its job counts."""
 
     remaining_jobs = fields.Int(data_key="remainingJobs", required=True)
@@ -178,7 +180,7 @@ class BatchStatisticsSchema(CamundaBatchSchema):
                                            required=True)
 
 
-class HistoricBatchSchema(_JobDefinitions):
+class CamundaHistoricBatchSchema(_JobDefinitions):
     """A batch in the history: running (endTime null) or ended."""
 
     start_time = CamundaDateTime(data_key="startTime", allow_none=True, required=True)
