@@ -114,7 +114,8 @@ def get_batch(batch_id: str) -> dict[str, Any]:
 def patch_batch(body: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """Partially update a batch: suspended, description, or status Cancelling"""
     listing.check_access(runtime(), current_caller(), batch_id, change=True)
-    changes = {name: body[name] for name in ("suspended", "description") if name in body}
+    changes: dict[str, Any] = {name: body[name] for name in ("suspended", "description")
+                               if name in body}
     if "status" in body:
         _check_cancelling(body["status"])
     if changes or "status" not in body:
