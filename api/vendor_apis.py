@@ -6,6 +6,7 @@
 | ``api.batch_process_api`` | the batch-process API | ``/systemtools/v1`` |
 | ``api.media_archive`` | the media-archive batch API | ``/media-archive/batches/`` |
 | ``api.registry_api`` | the registry batch API | ``/registry-api/batch`` |
+| ``api.crm_batch_task`` | the CRM BatchTask API | ``/api/v1/BatchTask`` |
 
 docs/vendor-apis/ has a page per API: what maps to what, what is not supported.
 """
@@ -18,8 +19,8 @@ from flask_smorest import Api
 
 def register_vendor_apis(app: Flask, api: Api) -> None:
     """Register each vendor API's blueprint and its error shape."""
-    from api import batch_process_api, camunda, media_archive, registry_api
+    from api import batch_process_api, camunda, crm_batch_task, media_archive, registry_api
 
-    for module in (camunda, batch_process_api, media_archive, registry_api):
+    for module in (camunda, batch_process_api, media_archive, registry_api, crm_batch_task):
         module.register(app)
         api.register_blueprint(module.blp)
