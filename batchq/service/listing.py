@@ -43,7 +43,8 @@ def check_access(rt: Runtime, caller: Caller, batch_id: str, change: bool = Fals
 def check_access_by_number(rt: Runtime, caller: Caller, number: int,
                            change: bool = False) -> Row:
     """``check_access`` for the batch whose integer alias is ``number`` (the CRM BatchTask Id)."""
-    batch_id = rt.storage.batches.id_of_number(number)
+    # Numbers are int32 (the column's type): any other is no batch's.
+    batch_id = rt.storage.batches.id_of_number(number) if 0 < number < 2**31 else None
     if batch_id is None:
         raise BatchNotFound(f"No batch with number {number}", {"number": number})
     return check_access(rt, caller, batch_id, change)

@@ -194,6 +194,7 @@ def test_another_tenants_task_is_404(client: FlaskClient, app: Flask, sample_typ
     assert crm_error(reader.get(f"{URL}/{task_id}"), 404) == "NotFound"
     assert theirs.get(f"{URL}/{task_id}").status_code == 200
     crm_error(client.get(f"{URL}/notanumber"), 404)
+    crm_error(client.get(f"{URL}/{2**63}"), 404)  # beyond int32 (and SQLite's integers)
     crm_error(no_auth(client).get(f"{URL}/{task_id}"), 401)
 
 
