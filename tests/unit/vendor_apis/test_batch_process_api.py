@@ -46,11 +46,16 @@ def escalate(payload: Any, ctx: ItemContext) -> None:
     return None
 
 
-@pytest.fixture
-def registry(registry: Registry) -> Registry:
+def with_activity_escalation(registry: Registry) -> Registry:
+    """``registry`` with the document's ActivityEsc type (a source of three activities)."""
     registry.add(BatchType(code="ActivityEsc", name="Activity Escalation", handler=escalate,
                            source=three_activities, page_size=1))
     return registry
+
+
+@pytest.fixture
+def registry(registry: Registry) -> Registry:
+    return with_activity_escalation(registry)
 
 
 def attributes(response: TestResponse, status: int = 200) -> dict[str, Any]:

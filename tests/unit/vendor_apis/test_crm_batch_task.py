@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import fromstring
 
@@ -23,6 +24,7 @@ from batchq.service.users import NewUser, create_user
 
 from ..support import NewType, authenticated_client, run_to_end
 from .helpers import no_auth, tenant_user
+from .numbering import check_existing_batches_are_numbered_in_creation_order
 
 URL = "/api/v1/BatchTask"
 #: The document's sample request.
@@ -214,3 +216,8 @@ def test_a_source_type_finds_its_own_items(client: FlaskClient, rt: Runtime,
     assert batch_id is not None
     assert run_to_end(rt, batch_id)["status"] == BatchStatus.COMPLETED
     assert rt.storage.batches.get(batch_id)["total_items"] == 1  # type: ignore[index]
+
+
+def test_the_migration_numbers_existing_batches(tmp_path: Path) -> None:
+    check_existing_batches_are_numbered_in_creation_order(
+        "sqlite:///" + str(tmp_path / "old.db"))
