@@ -106,7 +106,7 @@ def read_task_info() -> dict[str, Any]:
     if media in JSON_TYPES:
         try:
             data = current_app.json.loads(request.get_data())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise InvalidRequest(f"Invalid JSON body: {exc}") from None
     elif media in XML_TYPES:
         data = parse_xml(request.get_data(), "BatchTaskInfo", lists=("Items",))

@@ -12,6 +12,8 @@ from api.schemas.common import JsonBody
 from api.vendor_blueprint import as_utc, naive_utc
 from batchq.domain.lists import MAX_RESULTS
 
+#: The most tenant ids one tenantIdIn may name.
+MAX_TENANTS = 1000
 #: Camunda's date format: yyyy-MM-dd'T'HH:mm:ss.SSSZ, e.g. 2013-01-23T14:42:45.000+0200.
 CAMUNDA_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 
@@ -53,6 +55,9 @@ class TenantIdIn(fields.List):
                                      for part in str(text).split(",")]
         if not all(tenants):
             raise ValidationError("Cannot set query parameter 'tenantIdIn': empty tenant id")
+        if len(tenants) > MAX_TENANTS:
+            raise ValidationError(f"Cannot set query parameter 'tenantIdIn': more than "
+                                  f"{MAX_TENANTS} tenant ids")
         return tenants
 
 

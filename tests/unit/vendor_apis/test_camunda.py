@@ -141,7 +141,7 @@ def test_sorting_and_windows(client: FlaskClient, rt: Runtime) -> None:
 @pytest.mark.parametrize("query", [
     "sortOrder=asc", "sortBy=batchId", "sortBy=type&sortOrder=asc", "sortBy=batchId&sortOrder=up",
     "firstResult=-1", "maxResults=abc", "maxResults=1001", "suspended=maybe",
-    "withoutTenantId=2x",
+    "withoutTenantId=2x", "tenantIdIn=a,,b", "tenantIdIn=" + ",".join(["t"] * 1001),
 ])
 def test_bad_parameters_answer_400_in_camundas_shape(client: FlaskClient, query: str) -> None:
     assert camunda_error(client.get(f"/engine-rest/batch?{query}"), 400) == \

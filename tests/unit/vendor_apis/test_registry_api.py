@@ -126,6 +126,9 @@ def test_a_malformed_body_is_400(client: FlaskClient) -> None:
     registry_error(client.post(f"{URL}/postJob", json={"data": {}}), 400)
     registry_error(client.post(f"{URL}/postJob", data="{", content_type="application/json"),
                    400)
+    too_deep = '{"data": [' + "[" * 100_000 + "]" * 100_000 + "]}"
+    registry_error(client.post(f"{URL}/postJob", data=too_deep,
+                               content_type="application/json"), 400)
 
 
 def test_one_active_job_per_user(client: FlaskClient, rt: Runtime) -> None:
