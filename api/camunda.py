@@ -95,9 +95,10 @@ def historic_view(batch: Row) -> dict[str, Any]:
 
 
 def _filter(args: dict[str, Any], **more: Any) -> BatchFilter:
-    with_failures = args.get("with_failures")
+    # Only true has an effect (false is the default); both true filter nothing out.
+    with_failures = True if args.get("with_failures") else None
     if args.get("without_failures"):
-        with_failures = False if not with_failures else None  # both: no filter
+        with_failures = None if with_failures else False
     return BatchFilter(batch_id=args.get("batch_id"), type=args.get("type"),
                        tenant_ids=args.get("tenant_id_in"),
                        without_tenant=args["without_tenant_id"],

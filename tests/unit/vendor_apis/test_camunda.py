@@ -241,6 +241,8 @@ def test_statistics_filters(client: FlaskClient, rt: Runtime) -> None:
     assert ids("createdBy=bob") == {clean} & unfinished
     assert ids("withFailures=true") == {failing} & unfinished
     assert ids("withoutFailures=true") == {clean}
+    assert ids("withFailures=false") == unfinished  # only true filters
+    assert ids("withFailures=true&withoutFailures=true") == unfinished
     future = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000%%2B0000")
     past = (utcnow() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000%%2B0000")
     assert ids(f"startedBefore={future}") == unfinished
