@@ -22,6 +22,7 @@ from tests.unit.vendor_apis.numbering import (
 )
 from tests.unit.vendor_apis.test_crm_batch_task import sample_type
 
+# The unit tests' fixtures, imported so pytest finds them here (named, so the imports are used).
 FIXTURES = (app, client, make_runtime, new_type, registry, rt, sample_type)
 
 

@@ -13,6 +13,7 @@ from tests.unit.vendor_apis.test_batch_process_api import with_activity_escalati
 
 from .test_vendor_apis_postgres import _tests_of
 
+# The unit tests' fixtures, imported so pytest finds them here (named, so the imports are used).
 FIXTURES = (app, client, make_runtime, new_type, rt)
 
 

@@ -12,6 +12,7 @@ from tests.unit.vendor_apis.test_registry_api import app, client, registry_type,
 
 from .test_vendor_apis_postgres import _tests_of
 
+# The unit tests' fixtures, imported so pytest finds them here (named, so the imports are used).
 FIXTURES = (app, client, make_runtime, new_type, registry, registry_type, rt)
 
 
