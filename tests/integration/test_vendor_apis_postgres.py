@@ -16,7 +16,12 @@ import sqlalchemy as sa
 
 from tests.integration.conftest import POSTGRES, _admin
 from tests.unit.conftest import app, client, make_runtime, new_type, registry, rt
-from tests.unit.vendor_apis import test_camunda, test_crm_batch_task, test_media_archive
+from tests.unit.vendor_apis import (
+    test_camunda,
+    test_crm_batch_task,
+    test_media_archive,
+    test_vendor_queries,
+)
 from tests.unit.vendor_apis.numbering import (
     check_existing_batches_are_numbered_in_creation_order,
 )
@@ -53,3 +58,4 @@ def _tests_of(module: ModuleType) -> dict[str, object]:
 globals().update(_tests_of(test_camunda))
 globals().update(_tests_of(test_media_archive))
 globals().update(_tests_of(test_crm_batch_task))
+globals().update(_tests_of(test_vendor_queries))
