@@ -32,10 +32,10 @@ def entity_item(entity: Any) -> dict[str, Any] | None:
     for kind, id_field in ID_FIELDS:
         entity_id = entity.get(id_field)
         if isinstance(entity_id, str) and 0 < len(entity_id) <= MAX_ID_LENGTH:
-            payload: dict[str, Any] = {"kind": kind, "id": entity_id}
-            for name, value in entity.items():
-                if name != id_field:
-                    payload[REFERENCES.get(str(name), str(name))] = value
+            payload = {REFERENCES.get(str(name), str(name)): value
+                       for name, value in entity.items() if name != id_field}
+            # Set last: an entity's own "kind" or "id" field must not change what it is.
+            payload.update(kind=kind, id=entity_id)
             return {"key": entity_id, "stage": KINDS.index(kind), "payload": payload}
     return None
 

@@ -95,6 +95,13 @@ def test_failed_entities_are_listed_by_id(client: FlaskClient, rt: Runtime) -> N
         "noOfItemsProcessed": 200, "jobItemErrors": {"1": "Block id 3 is not found in database."}}
 
 
+def test_an_entitys_own_kind_field_does_not_change_its_kind(
+        client: FlaskClient, rt: Runtime, registry_type: tuple[str, Calls]) -> None:
+    run_to_end(rt, post(client, [{"blockId": "b1", "kind": "Customer", "id": "other"}]))
+    [(_key, stage, payload)] = registry_type[1].runs
+    assert (stage, payload["kind"], payload["id"]) == (0, "Block", "b1")
+
+
 def test_entity_kinds_run_block_chain_wholesaler_customer(
         client: FlaskClient, rt: Runtime, registry_type: tuple[str, Calls]) -> None:
     entities = [{"customerId": "c1", "blockId": "b1", "chainId": "ch1", "wholesalerId": "w1"},
@@ -104,6 +111,7 @@ def test_entity_kinds_run_block_chain_wholesaler_customer(
     assert [payload["kind"] for _key, _stage, payload in calls.runs] == [
         "Block", "Chain", "Wholesaler", "Customer"]
     customer = calls.runs[-1][2]
+    assert list(customer)[-2:] == ["kind", "id"]
     assert customer == {"kind": "Customer", "id": "c1", "block": "b1", "chain": "ch1",
                         "wholesaler": "w1"}
 
