@@ -213,8 +213,10 @@ _INT32 = {"type": "integer", "format": "int32", "xml": {"name": "int"}}
 
 def _errors(answers: Mapping[int, str]) -> Any:
     """Document error answers in every media type an error may be written in."""
-    return blp.doc(responses={str(status): {"description": text, "content": {
-        media: {"schema": CrmErrorSchema} for media in _DOCUMENTED}}
+    return blp.doc(responses={str(status): {
+        "description": text,
+        "content": {media: {"schema": CrmErrorSchema} for media in _DOCUMENTED},
+        **({"headers": TOO_MANY_ACTIVE["headers"]} if status == 429 else {})}
         for status, text in answers.items()})
 
 

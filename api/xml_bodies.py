@@ -10,6 +10,7 @@ its children; ``xsi:nil="true"`` is null.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
@@ -24,6 +25,11 @@ MAX_DEPTH = 16
 MAX_ELEMENTS = 100_000
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 NIL = f"{{{XSI}}}nil"
+#: A key that is no XML name (``"a b"``, ``"1st"``) is written ``<Entry Key="a b">``.
+ENTRY, KEY = "Entry", "Key"
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\Z")
+#: Characters XML 1.0 cannot hold: written as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def parse_xml(data: bytes, root: str, lists: Iterable[str] = ()) -> dict[str, Any]:
@@ -71,7 +77,13 @@ def _value(element: Element, lists: frozenset[str]) -> Any:
         return [_value(child, lists) for child in children]
     if not children:
         return element.text or ""
-    return {_local(child.tag): _value(child, lists) for child in children}
+    return {_key(child): _value(child, lists) for child in children}
+
+
+def _key(element: Element) -> str:
+    if _local(element.tag) == ENTRY and element.get(KEY) is not None:
+        return str(element.get(KEY))
+    return _local(element.tag)
 
 
 def to_xml(root: str, value: Any) -> bytes:
@@ -89,11 +101,17 @@ def _fill(element: Element, value: Any) -> None:
         element.set("xsi:nil", "true")
     elif isinstance(value, dict):
         for name, inner in value.items():
-            _fill(SubElement(element, str(name)), inner)
+            _fill(_child(element, str(name)), inner)
     elif isinstance(value, list):
         for inner in value:
             _fill(SubElement(element, "Item"), inner)
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     else:
-        element.text = str(value)
+        element.text = _NOT_XML.sub("\ufffd", str(value))
+
+
+def _child(parent: Element, name: str) -> Element:
+    if _XML_NAME.match(name) and not name.lower().startswith("xml") and name != ENTRY:
+        return SubElement(parent, name)
+    return SubElement(parent, ENTRY, {KEY: _NOT_XML.sub("\ufffd", name)})

@@ -223,3 +223,15 @@ def test_a_source_type_finds_its_own_items(client: FlaskClient, rt: Runtime,
 def test_the_migration_numbers_existing_batches(tmp_path: Path) -> None:
     check_existing_batches_are_numbered_in_creation_order(
         "sqlite:///" + str(tmp_path / "old.db"))
+
+
+def test_xml_answers_hold_any_key_and_text(client: FlaskClient, sample_type: str) -> None:
+    odd = {"a b": "bell\x07", "1st": {"xml-ish": "x"}, "Entry": "e", "ok": None}
+    task_id = post_json(client, {**SAMPLE, "ParameterObject": odd}).get_json()
+    read = client.get(f"{URL}/{task_id}", headers={"Accept": "text/xml"})
+    root = fromstring(read.get_data())  # well-formed XML
+    entries = {entry.get("Key"): entry for entry in root.find("ParameterObject") or []}
+    assert entries["a b"].text == "bell\ufffd" and entries["Entry"].text == "e"
+    back = client.post(URL, data=read.get_data(), headers={"Content-Type": "text/xml"})
+    again = client.get(f"{URL}/{back.get_json()}").get_json()
+    assert again["ParameterObject"] == {**odd, "a b": "bell\ufffd"}
