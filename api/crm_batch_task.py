@@ -160,7 +160,8 @@ def start_task(info: dict[str, Any], caller: Caller) -> int:
     if items is None and finds_its_own:
         batch = create_source_batch(rt, new)
     else:
-        batch = create_batch(rt, new, [parameters] if items is None else items)
+        one_item = [{"key": "0", "payload": parameters}]  # the whole ParameterObject
+        batch = create_batch(rt, new, one_item if items is None else items)
     return int(control.get_batch(rt, batch["id"])["number"])
 
 

@@ -100,6 +100,17 @@ def test_a_finished_task_shows_its_state_progress_and_result(client: FlaskClient
     assert task["AssociateId"] > 0
 
 
+def test_without_items_the_parameter_object_is_the_one_item(client: FlaskClient, rt: Runtime,
+                                                            new_type: NewType) -> None:
+    code, calls = new_type()
+    task_id = post_json(client, {"Name": code, "ParameterObject": {"key": "k",
+                                                                  "payload": "p"}}).get_json()
+    batch_id = rt.storage.batches.id_of_number(task_id)
+    assert batch_id is not None
+    run_to_end(rt, batch_id)
+    assert calls.runs == [("0", 0, {"key": "k", "payload": "p"})]
+
+
 def test_ids_are_unique_and_increase(client: FlaskClient, sample_type: str) -> None:
     ids = [post_json(client, SAMPLE).get_json() for _ in range(3)]
     assert ids == sorted(set(ids))
