@@ -16,8 +16,8 @@ DEFAULT_MAX_RESULTS = 100
 MAX_RESULTS = 1000
 #: What a list of batches may be sorted by (the names of the REST API and the CLI).
 SORT_KEYS = ("batchId", "tenantId", "type", "status", "createdAt")
-#: Further sorts the vendor APIs offer (the Camunda 7 history's endTime and removalTime).
-EXTRA_SORT_KEYS = ("finishedAt", "expiresAt")
+#: The storage also sorts by "finishedAt" and "expiresAt" (the Camunda 7 history's endTime
+#: and removalTime), which only the vendor APIs offer.
 
 
 @dataclass(frozen=True)
