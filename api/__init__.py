@@ -13,6 +13,7 @@ from api.context import EXTENSION
 from api.errors import BatchqApi, register_error_handlers
 from api.request_checks import register_request_checks
 from api.swagger_ui import ASSETS_URL, register_swagger_ui
+from api.vendor_apis import register_vendor_apis
 from batchq.runtime import Runtime, build_runtime
 from batchq.settings import Settings
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(batch_processes)
     api.register_blueprint(health)
     api.register_blueprint(metrics)
+    register_vendor_apis(app, api)
     register_swagger_ui(app)
     # Last: the console finds the REST endpoints it uses in the URL map (api.console.rest_calls).
     register_console(app)

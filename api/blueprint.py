@@ -51,7 +51,8 @@ class _Parser(FlaskParser):
             return core.missing
         try:
             return current_app.json.loads(req.get_data(cache=True))
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity
+        # JSONDecodeError, UnicodeDecodeError, NaN or Infinity; RecursionError: nested too deep
+        except (ValueError, RecursionError) as exc:
             abort(400, exc=exc, messages={"json": [f"Invalid JSON body: {exc}"]})
 
 

@@ -8,9 +8,10 @@ domain error (``batchq.errors``) meets HTTP.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from marshmallow import Schema, fields
@@ -45,7 +46,35 @@ class ErrorSchema(Schema):
     details = fields.Dict(metadata={"description": "Machine-readable specifics"})
 
 
+#: A vendor API's error answer: (status, message, details) -> the response in its own shape.
+ErrorFormat = Callable[[int, str, dict[str, Any]], Any]
+_FORMATS = "batchq.error_formats"
+
+
+def register_error_format(app: Flask, path_prefix: str, error_format: ErrorFormat) -> None:
+    """Answer every error of a request under ``path_prefix`` with ``error_format``.
+
+    So a vendor API mounted there (``api/vendor_apis.py``) answers a 401, a 404 of
+    an unknown path, a 405 or a domain error in that vendor's shape, whichever
+    layer refused the request.
+    """
+    app.extensions.setdefault(_FORMATS, []).append((path_prefix.rstrip("/"), error_format))
+
+
+def _vendor_format() -> ErrorFormat | None:
+    if not has_request_context():
+        return None
+    for prefix, error_format in current_app.extensions.get(_FORMATS, ()):
+        if request.path == prefix or request.path.startswith(prefix + "/"):
+            return error_format
+    return None
+
+
 def error_body(status: int, message: str, details: dict[str, Any] | None = None) -> Any:
+    """The error answer: batchq's shape, or that of the vendor API the request was sent to."""
+    vendor = _vendor_format()
+    if vendor is not None:
+        return vendor(status, message, details or {})
     response = jsonify({"status": status, "error": message, "details": details or {}})
     response.status_code = status
     return response

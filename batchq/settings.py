@@ -31,6 +31,11 @@ class Settings:
     # Admission: active batches one user may have (0: no limit); Idempotency-Key lifetime.
     max_active_batches_per_user: int = 100
     idempotency_key_retention_hours: float = 24.0
+    # The registry batch API: the batch type its jobs run, the most entities one job may
+    # post (NoOfItems), and active jobs one user may have (its code of conduct; 0: no rule).
+    registry_type: str = "retail-registry-import"
+    registry_max_items: int = 10_000
+    registry_max_active_jobs: int = 1
     # Engine tuning.
     max_queued_jobs: int = 4
     execute_slice_seconds: float = 1.0

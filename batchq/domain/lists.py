@@ -16,6 +16,8 @@ DEFAULT_MAX_RESULTS = 100
 MAX_RESULTS = 1000
 #: What a list of batches may be sorted by (the names of the REST API and the CLI).
 SORT_KEYS = ("batchId", "tenantId", "type", "status", "createdAt")
+#: The storage also sorts by "finishedAt" and "expiresAt" (the Camunda 7 history's endTime
+#: and removalTime), which only the vendor APIs offer.
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,17 @@ class BatchFilter:
     without_tenant: bool = False
     suspended: bool | None = None
     created_by: str | None = None
-    #: Created at or after this time, and before that one (naive UTC).
+    #: Created at or after ``created_from``, strictly before ``created_before``, strictly
+    #: after ``created_after`` (naive UTC).
     created_from: datetime | None = None
     created_before: datetime | None = None
+    created_after: datetime | None = None
     #: Batches whose id starts with this (the CLI's short ids), found on the primary key.
     id_prefix: str | None = None
+    #: True: only finished batches (a final status); False: only unfinished ones.
+    finished: bool | None = None
+    #: True: only batches with at least one failed item; False: only those without.
+    with_failures: bool | None = None
 
 
 @dataclass(frozen=True)

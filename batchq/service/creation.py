@@ -46,6 +46,8 @@ class NewBatch:
     run_windows: Any = UNSET
     max_items_per_second: Any = UNSET
     max_concurrent_jobs: Any = UNSET
+    #: The CRM BatchTask API's fields batchq only keeps (Context, Request, ...), if any.
+    task_info: Mapping[str, Any] | None = None
 
 
 def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> dict[str, Any]:
@@ -130,12 +132,16 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
     if problem is not None:
         raise InvalidBatch(f"params {problem}", {"field": "params"})
     _check_params(batch_type, params)
+    if request.task_info is not None and json_problem(dict(request.task_info)) is not None:
+        raise InvalidBatch(f"task fields {json_problem(dict(request.task_info))}",
+                           {"field": "taskInfo"})
     return {
         "id": batch_id, "type": batch_type.code, "status": BatchStatus.WAITING.value,
         "suspended": False, "tenant_id": request.tenant_id,
         "create_user_id": request.create_user_id, "description": request.description,
         "params": params, **_options(rt, request, batch_type),
         "callback_url": _callback_url(rt, request, batch_type),
+        "task_info": None if request.task_info is None else dict(request.task_info),
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,
         "created_at": utcnow(),
     }

@@ -8,6 +8,8 @@ batch outside the caller's reach is ``BatchNotFound``, as if it did not exist
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from batchq.domain.lists import BatchFilter, BatchOrder, Window
 from batchq.domain.permissions import (
     Caller,
@@ -64,3 +66,16 @@ def _readable(rt: Runtime, caller: Caller, batch_id: str) -> tuple[Row, Ownershi
     if found is None or not can_read(caller, found[1]):
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     return found
+def check_access_by_number(rt: Runtime, caller: Caller, number: int,
+                           change: bool = False) -> Row:
+    """``check_access`` for the batch whose integer alias is ``number`` (the CRM BatchTask Id)."""
+    # Numbers are int32 (the column's type): any other is no batch's.
+    batch_id = rt.storage.batches.id_of_number(number) if 0 < number < 2**31 else None
+    if batch_id is None:
+        raise BatchNotFound(f"No batch with number {number}", {"number": number})
+    return check_access(rt, caller, batch_id, change)
+
+
+def failed_job_counts(rt: Runtime, batch_ids: Sequence[str]) -> dict[str, int]:
+    """{batch id: pages with at least one failed item}, for batches already read (0s omitted)."""
+    return rt.storage.batches.failed_job_counts(batch_ids)

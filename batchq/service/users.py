@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,6 +120,11 @@ def user_by_name_and_token(users: UserRepository, name: str, token: str) -> Call
     if not hmac.compare_digest(stored, hash_token(token)) or row is None:
         return None
     return _caller(row)
+
+
+def known_tenants(users: UserRepository, tenant_ids: Sequence[str]) -> set[str]:
+    """The tenants of ``tenant_ids`` batchq knows: those at least one user belongs to."""
+    return users.known_tenants(tenant_ids) if tenant_ids else set()
 
 
 def _caller(row: Mapping[str, Any]) -> Caller:

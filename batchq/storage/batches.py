@@ -46,7 +46,8 @@ _ACTIVE = status_values(ACTIVE_STATUSES)
 ACTIVE_PROCESS_INDEX = "uq_batches_active_process"
 SORT_COLUMNS = {"batchId": batches.c.id, "tenantId": batches.c.tenant_id,
                 "type": batches.c.type, "status": batches.c.status,
-                "createdAt": batches.c.created_at}
+                "createdAt": batches.c.created_at, "finishedAt": batches.c.finished_at,
+                "expiresAt": batches.c.expires_at}
 
 #: What a listed batch shows; no JSON columns, nothing that needs a second query.
 LIST_COLUMNS = (
@@ -55,6 +56,7 @@ LIST_COLUMNS = (
     batches.c.processed_items, batches.c.failed_items, batches.c.total_jobs,
     batches.c.jobs_created, batches.c.jobs_completed, batches.c.created_at,
     batches.c.started_at, batches.c.finished_at, batches.c.failure_reason, batches.c.retry_of,
+    batches.c.expires_at, batches.c.page_size, batches.c.jobs_per_seed, batches.c.number,
 )
 
 #: Called once every item is in, with the batch's repeated keys; returns the batch row's
@@ -88,8 +90,7 @@ class BatchRepository:
                 if max_active > 0 and creator is not None:
                     check_quota(creator, _count_active_of(conn, creator), max_active)
                 insert_items(conn, item_chunks)
-                full = {**row, **finish(duplicate_keys(conn, row["id"]))}
-                conn.execute(sa.insert(batches).values(**full))
+                full = _insert_batch(conn, {**row, **finish(duplicate_keys(conn, row["id"]))})
         except sa.exc.IntegrityError as exc:
             raise UniqueViolation(f"batch {row['id']} repeats a unique value",
                                   _constraint_of(exc)) from exc
@@ -117,9 +118,8 @@ class BatchRepository:
             sizes = conn.execute(
                 sa.select(items.c.stage, sa.func.count()).where(items.c.batch_id == row["id"])
                 .group_by(items.c.stage).order_by(items.c.stage)).all()
-            full = {**row, **finish([[int(stage), int(count)] for stage, count in sizes])}
-            conn.execute(sa.insert(batches).values(**full))
-            return full
+            return _insert_batch(
+                conn, {**row, **finish([[int(stage), int(count)] for stage, count in sizes])})
 
     # -- reading --------------------------------------------------------------
 
@@ -139,6 +139,7 @@ class BatchRepository:
                 for row in rows(conn.execute(sa.select(*columns).where(batches.c.id.in_(chunk)))):
                     found[row["id"]] = row
         return found
+
     def retries_of(self, batch_id: str) -> list[str]:
         """The ids of the batch's retry batches, oldest first (on the ``retry_of`` index)."""
         query = (sa.select(batches.c.id).where(batches.c.retry_of == batch_id)
@@ -153,6 +154,23 @@ class BatchRepository:
         with self.engine.connect() as conn:
             found = conn.execute(query).first()
         return (None, None) if found is None else (found[0], found[1])
+
+    def id_of_number(self, number: int) -> str | None:
+        """The id of the batch whose integer alias is ``number``, or None."""
+        query = sa.select(batches.c.id).where(batches.c.number == number)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def failed_job_counts(self, batch_ids: Sequence[str]) -> dict[str, int]:
+        """{batch id: pages done with at least one failed item} of ``batch_ids`` (0s left out)."""
+        if not batch_ids:
+            return {}
+        query = (sa.select(pages.c.batch_id, sa.func.count())
+                 .where(pages.c.batch_id.in_(list(batch_ids)), pages.c.failed > 0)
+                 .group_by(pages.c.batch_id))
+        with self.engine.connect() as conn:
+            return {str(batch_id): int(count) for batch_id, count in conn.execute(query)}
 
     def active_ids(self) -> list[str]:
         """Ids of batches that can still make progress."""
@@ -358,6 +376,26 @@ def _count_active_of(conn: sa.Connection, user: str) -> int:
     ).scalar_one())
 
 
+def _insert_batch(conn: sa.Connection, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Insert the batch row and return it with its integer alias ``number``.
+
+    PostgreSQL numbers batches from a sequence; on SQLite, whose writers are
+    serialised, the next number is the highest plus one.
+    """
+    full = dict(row)
+    if not is_postgres(conn):
+        full["number"] = _next_number(conn)
+    number = conn.execute(sa.insert(batches).values(**full).returning(batches.c.number))
+    full["number"] = number.scalar_one()
+    return full
+
+
+def _next_number(conn: sa.Connection) -> int:
+    """The next integer alias on SQLite, whose write transactions run one at a time."""
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(batches.c.number), 0) + 1))
+               .scalar_one())
+
+
 def _lock_key(user: str) -> int:
     """A stable signed 64-bit advisory-lock key for the user (Python's hash() is salted)."""
     digest = hashlib.sha256(b"batchq:active-batches:" + user.encode()).digest()
@@ -406,10 +444,7 @@ def filter_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
                           (batches.c.create_user_id, wanted.created_by)):
         if value is not None:
             clauses.append(column == value)
-    if wanted.created_from is not None:
-        clauses.append(batches.c.created_at >= wanted.created_from)
-    if wanted.created_before is not None:
-        clauses.append(batches.c.created_at < wanted.created_before)
+    clauses += _time_and_outcome_clauses(wanted)
     tenants: list[sa.ColumnElement[bool]] = []
     if wanted.tenant_ids is not None:
         tenants.append(batches.c.tenant_id.in_(list(wanted.tenant_ids)))
@@ -453,6 +488,23 @@ def _hex_successor(digits: str) -> str | None:
     if not kept:
         return None
     return kept[:-1] + _HEX[_HEX.index(kept[-1]) + 1]
+
+
+def _time_and_outcome_clauses(wanted: BatchFilter) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if wanted.finished is not None:
+        final = batches.c.status.in_(status_values(FINAL_STATUSES))
+        clauses.append(final if wanted.finished else sa.not_(final))
+    if wanted.created_from is not None:
+        clauses.append(batches.c.created_at >= wanted.created_from)
+    if wanted.created_before is not None:
+        clauses.append(batches.c.created_at < wanted.created_before)
+    if wanted.created_after is not None:
+        clauses.append(batches.c.created_at > wanted.created_after)
+    if wanted.with_failures is not None:
+        clauses.append(batches.c.failed_items > 0 if wanted.with_failures
+                       else batches.c.failed_items == 0)
+    return clauses
 
 
 def list_query(scope: ReadScope, wanted: BatchFilter, order: BatchOrder,

@@ -80,6 +80,11 @@ batches = sa.Table(
     # [{"days", "from", "to", "timezone"}, ...]: a page starts only inside one of them
     # (batchq.domain.run_windows); NULL: at any time.
     sa.Column("run_windows", sa.JSON),
+    # A unique integer alias (the CRM BatchTask API's int32 Id): from a sequence on
+    # PostgreSQL, max + 1 on SQLite (batchq.storage.batches).
+    sa.Column("number", sa.Integer, sa.Sequence("batches_number_seq"), unique=True),
+    # The CRM BatchTask API's fields batchq keeps as sent (Context, Request, ...); else NULL.
+    sa.Column("task_info", sa.JSON),
     sa.Index(None, "status"),
     sa.Index(None, "expires_at"),
     # GET /batches: the read-permission filters and the sorts (batchq.service.listing).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,3 +60,9 @@ class UserRepository:
             result = conn.execute(sa.update(users).where(users.c.name == name)
                                   .values(token_hash=token_hash))
             return result.rowcount == 1
+    def known_tenants(self, tenant_ids: Sequence[str]) -> set[str]:
+        """Those of ``tenant_ids`` that at least one user belongs to."""
+        query = (sa.select(users.c.tenant_id).distinct()
+                 .where(users.c.tenant_id.in_(list(tenant_ids))))
+        with self.engine.connect() as conn:
+            return {str(tenant) for tenant in conn.execute(query).scalars()}

@@ -69,6 +69,8 @@ def test_retrying_the_failed_items_makes_a_linked_batch_of_exactly_them(
                                        (3, 0, 3, "c11", {"fail": "no 11"})]
     assert client.get(f"/batches/{original}").get_json()["retries"] == [new["id"]]
     assert client.get(f"/batches/{new['id']}").get_json()["retries"] == []
+    numbers = [rt.storage.batches.get(b)["number"] for b in (original, new["id"])]  # type: ignore[index]
+    assert None not in numbers and numbers[0] < numbers[1]  # the CRM BatchTask API's Id
     listed = {b["id"]: b["retryOf"] for b in client.get("/batches").get_json()}
     assert listed == {original: None, new["id"]: original}
     done = run_to_end(rt, new["id"])
