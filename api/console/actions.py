@@ -89,8 +89,6 @@ def cancel(batch_id: str) -> ResponseReturnValue:
 @bp.route("/console/batches/<batch_id>/retry", methods=["POST"])
 def retry(batch_id: str) -> ResponseReturnValue:
     """Retry the failed and/or unprocessed items as a new batch (``POST /batches/{id}/retry``)."""
-    if not rest_calls.has_retry():
-        raise InvalidRequest("This batchq has no retry (POST /batches/{id}/retry)")
     items = request.form.get("items", "failed")
     if items not in rest_calls.RETRY_CHOICES:
         raise InvalidRequest(f"Retry what? Choose one of {', '.join(rest_calls.RETRY_CHOICES)}")

@@ -75,7 +75,6 @@ def _live_context(batch_id: str) -> dict[str, Any]:
     active = batch["status"] not in FINAL_STATUSES
     return {"row": row, "batch": batch, "may_change": may_change, "active": active,
             "throughput": console.throughput(rt, row, utcnow()),
-            "can_retry": rest_calls.has_retry() and may_change,
             "retry_choices": rest_calls.RETRY_CHOICES,
             "live": live_updates(batch_id)}
 

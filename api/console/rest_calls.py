@@ -1,9 +1,8 @@
-"""REST endpoints the console uses when this app has them: retry and the event stream.
+"""REST endpoints the console calls as the REST API answers them: retry and the event stream.
 
-``POST /batches/{id}/retry`` (issue 11) and ``GET /batches/{id}/events`` (issue 10,
-part 2) come from other branches. The console finds them by their URL rule in
-the app's URL map, shows what needs them only when they are there, and calls
-them as the REST API would answer them: the console's own route authenticates
+The console finds ``POST /batches/{id}/retry`` and ``GET /batches/{id}/events``
+by their URL rule in the app's URL map (an app may leave the event stream out;
+the batch page then polls) and calls them: the console's own route authenticates
 with the session, then the REST view runs with that caller (``g.caller``) in a
 request context that carries the REST call's method, path, body and headers.
 So the console keeps to the REST API's contract and its permission checks,
@@ -17,10 +16,12 @@ from typing import Any
 from flask import Response, current_app, request
 from werkzeug.test import EnvironBuilder
 
+from batchq.service.retry_batches import SELECTIONS
+
 RETRY_RULE = ("POST", "/batches/<batch_id>/retry")
 EVENTS_RULE = ("GET", "/batches/<batch_id>/events")
-#: What "retry" may ask for (the issue-11 contract).
-RETRY_CHOICES = ("failed", "unprocessed", "failed+unprocessed")
+#: What "retry" may ask for.
+RETRY_CHOICES = tuple(SELECTIONS)
 
 
 def endpoint_of(method: str, rule: str) -> str | None:
@@ -32,11 +33,6 @@ def endpoint_of(method: str, rule: str) -> str | None:
             (r.endpoint for r in current_app.url_map.iter_rules()
              if r.rule == rule and method in (r.methods or ())), None)
     return cache[(method, rule)]
-
-
-def has_retry() -> bool:
-    """Does this app answer ``POST /batches/{id}/retry``?"""
-    return endpoint_of(*RETRY_RULE) is not None
 
 
 def has_events() -> bool:
