@@ -40,10 +40,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "batchq.monitor",
                 "schedule": timedelta(seconds=settings.monitor_interval_seconds),
             },
-            "send-due-webhooks": {
-                "task": "batchq.dispatch_deliveries",
-                "schedule": timedelta(seconds=settings.monitor_interval_seconds),
-            },
             "delete-expired-batches": {
                 "task": "batchq.cleanup",
                 "schedule": timedelta(seconds=settings.cleanup_interval_seconds),

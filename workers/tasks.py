@@ -66,12 +66,17 @@ def execute(batch_id: str, page_no: int) -> int:
 
 @app.task(name="batchq.monitor", **_RETRY)
 def monitor(batch_id: str | None = None) -> None:
-    """Monitor one batch, or every active batch when called by beat."""
+    """Monitor one batch; called by beat, every active batch and the due webhooks.
+
+    One periodic message does both sweeps: on a broker that delivers slowly (the
+    embedded filesystem transport), two would double the backlog ahead of pages.
+    """
     rt = runtime()
-    if batch_id is None:
-        monitor_all(rt)
-    else:
+    if batch_id is not None:
         monitor_batch(rt, batch_id)
+        return
+    monitor_all(rt)
+    dispatch_due(rt)
 
 
 @app.task(name="batchq.cleanup", **_RETRY)
@@ -92,9 +97,3 @@ def deliver(delivery_id: str) -> str | None:
     """Make one attempt at a completion webhook; a failed one is retried by the sweep."""
     status = deliver_webhook(runtime(), delivery_id)
     return None if status is None else status.value
-
-
-@app.task(name="batchq.dispatch_deliveries", **_RETRY)
-def dispatch_deliveries() -> int:
-    """Send a deliver message for every webhook delivery that is due (beat, periodic)."""
-    return dispatch_due(runtime())
