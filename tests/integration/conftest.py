@@ -18,8 +18,17 @@ from tests.conftest import require
 from tests.integration.harness import FAST_RECOVERY, LOCAL_RECEIVERS, Cluster
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-# Concurrent test runs on one machine each need their own Redis database.
-REDIS = f"redis://127.0.0.1:6379/{os.environ.get('BATCHQ_TEST_REDIS_DB', '3')}"
+
+
+def _redis_db() -> int:
+    """Concurrent test runs on one machine, and each pytest-xdist worker of a run (gw0,
+    gw1, ...), need their own Redis database: BATCHQ_TEST_REDIS_DB plus the worker's number."""
+    base = int(os.environ.get("BATCHQ_TEST_REDIS_DB", "3"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return base + int(worker.removeprefix("gw"))
+
+
+REDIS = f"redis://127.0.0.1:6379/{_redis_db()}"
 
 
 def _reachable_postgres() -> bool:
