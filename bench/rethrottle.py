@@ -18,6 +18,7 @@ cancelled at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ from workers.app import CeleryDispatcher, create_celery
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "batchq_bench_rethrottle"
-BROKER_URL = "redis://127.0.0.1:6379/13"
+BROKER_URL = os.environ.get("BENCH_RETHROTTLE_BROKER_URL", "redis://127.0.0.1:6379/13")
 
 
 def reset() -> str:

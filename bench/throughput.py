@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,9 +42,10 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-DB_NAME = "batchq_bench"
+# Another database or Redis db when benchmarks share a machine (BENCH_DB_NAME, BENCH_BROKER_URL).
+DB_NAME = os.environ.get("BENCH_DB_NAME", "batchq_bench")
 DATABASE_URL = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
-BROKER_URL = "redis://127.0.0.1:6379/14"
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 ACTIVE = {"Waiting", "Processing", "Cancelling"}
 POLL_SECONDS = 0.5
 MB = 1024 * 1024
@@ -135,6 +136,19 @@ class Processes:
 
     def __exit__(self, *_: Any) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def log_tails_on_error(workdir: Path) -> Iterator[None]:
+    """On an exception, print the tail of every process log in ``workdir``, then re-raise."""
+    try:
+        yield
+    except BaseException:
+        for log in sorted(workdir.glob("*.log")):
+            tail = log.read_text(errors="replace")[-2000:]
+            if tail.strip():
+                print(f"--- {log.name} (tail) ---\n{tail}", file=sys.stderr)
+        raise
 
 
 def subprocess_env() -> dict[str, str]:
