@@ -591,8 +591,8 @@ def load() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: PlainResult | None,
-                  loads: dict[str, str]) -> None:
+def summary_rows(args: argparse.Namespace, bq: BatchqResult | None, plain: PlainResult | None,
+                 loads: dict[str, str]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = [
         ("items / page size / concurrency",
          f"{args.items:,} / {args.page_size} / {args.concurrency} (cpus: {os.cpu_count()})"),
@@ -638,7 +638,13 @@ def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: Plai
              f"{bq.processing_rate / plain.consume_rate:8.2f}x" if plain.consume_rate else "n/a"),
         ]
     rows += [(f"load average ({when})", value) for when, value in loads.items()]
-    print_table("batchq throughput benchmark (PostgreSQL + Redis)", rows, rule_extra=40)
+    return rows
+
+
+def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: PlainResult | None,
+                  loads: dict[str, str]) -> None:
+    print_table("batchq throughput benchmark (PostgreSQL + Redis)",
+                summary_rows(args, bq, plain, loads), rule_extra=40)
 
 
 def print_table(title: str, rows: list[tuple[str, str]], rule_extra: int) -> None:
