@@ -80,10 +80,11 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
 class _SmallBatchStart:
     """The first seed step of a small batch, run inside its creating transaction.
 
-    Small: at most ``small_batch_pages`` pages. A 10-item batch would otherwise wait for a seed message to be picked up and a
-    seed transaction to commit before its first page is even queued; here its
-    pages are created and queued with the batch, and their execute messages sent
-    once it committed. A larger batch gets its seed message, as before.
+    Small: at most ``small_batch_pages`` pages. A 10-item batch would otherwise
+    wait for a seed message to be picked up and a seed transaction to commit
+    before its first page is even queued; here its pages are created and queued
+    with the batch, and their execute messages sent once it committed. A larger
+    batch gets its seed message, as before.
     """
 
     def __init__(self, rt: Runtime) -> None:
