@@ -681,7 +681,7 @@ def summary_rows(args: argparse.Namespace, bq: BatchqResult | None, plain: Plain
 
 def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: PlainResult | None,
                   loads: dict[str, str]) -> None:
-    print_table("batchq throughput benchmark (PostgreSQL + Redis)",
+    print_table(f"batchq throughput benchmark (PostgreSQL + {BROKER_URL.split(':')[0]})",
                 summary_rows(args, bq, plain, loads), rule_extra=40)
 
 
