@@ -135,7 +135,6 @@ def _measure(folder: Path, port: int, items: int, load_start: str) -> list[Row]:
     from batchq.storage.migrate import upgrade
 
     upgrade(url)
-    tp.DATABASE_URL = url
     tp.empty_broker()
     data_dir = folder / "data"
     data_dir.mkdir()
