@@ -204,16 +204,17 @@ def raw_copy(count: int) -> float:
 
 def list_plan(token_user: str, view_all: bool) -> str:
     """EXPLAIN ANALYZE of the list page as ``token_user`` sees it (its SQL from batchq)."""
-    from batchq.domain.permissions import Caller, Function
-    from batchq.service.listing import BatchFilter, Page, list_query
+    from batchq.domain.lists import BatchFilter, BatchOrder, Window
+    from batchq.domain.permissions import Caller, Function, read_scope
+    from batchq.storage.batches import list_query
 
     functions = frozenset({Function.ADMIN_BATCHES} | (
         {Function.ADMIN_VIEW_ALL_ORGANISATIONS} if view_all else set()))
     caller = Caller(name=token_user, tenant_id="tenant-0" if view_all else ADMIN_TENANT,
                     functions=functions, is_system=False)
-    query = list_query(caller, BatchFilter(status=LIST_FILTER["status"],
-                                                   type=LIST_FILTER["type"]),
-                               Page(sort_by="createdAt", descending=True, max_results=50))
+    query = list_query(read_scope(caller),
+                       BatchFilter(status=LIST_FILTER["status"], type=LIST_FILTER["type"]),
+                       BatchOrder(sort_by="createdAt", descending=True), Window(0, 50))
     from sqlalchemy.dialects import postgresql
 
     sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
