@@ -5,6 +5,7 @@ live events (docs/design.md, invariants 1 and 5)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,3 +208,14 @@ def test_the_live_stream_of_a_small_batch_ends_with_its_final_status(
     assert stream.next() is CLOSED
     assert events[-1].data["status"] == BatchStatus.COMPLETED
     assert events[-1].data["processedItems"] == 10
+
+
+def test_an_echo_item_with_spin_us_spins_that_long_and_succeeds(rt: Runtime) -> None:
+    """``spin_us`` is the real work of bench/throughput.py; a bool or a negative is none."""
+    batch_id = create(rt, "echo", [{"spin_us": 2000}, {"spin_us": True}, {"spin_us": -5}])
+    started = time.perf_counter()
+    work_off_messages(rt)
+    assert time.perf_counter() - started >= 0.002
+    batch = batch_of(rt, batch_id)
+    assert (batch["status"], batch["processed_items"], batch["failed_items"]) == (
+        BatchStatus.COMPLETED, 3, 0)
