@@ -5,14 +5,21 @@ their webhooks and their live events."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from batchq.domain.statuses import ACTIVE_STATUSES
+from batchq.domain.statuses import ACTIVE_STATUSES, BatchStatus
+from batchq.engine.execution import run_page
+from batchq.runtime import Runtime, build_runtime
+from batchq.settings import Settings
+from batchq.storage.common import utcnow
 from tests.http_server import LocalServer, running_server
 from tests.integration.harness import Cluster, wait_until
+from tests.unit.support import FakeDispatcher, create, ok_items, start_slow_page
 
 pytestmark = pytest.mark.services
 
@@ -87,3 +94,49 @@ def test_the_live_stream_of_a_small_batch_ends_with_its_final_status(
     final = json.loads(events[-1])
     assert final["status"] == "Completed" and final["processedItems"] == 10
     assert final["status"] not in ACTIVE_STATUSES
+
+
+def test_four_workers_committing_the_last_pages_at_once_finalise_once_on_postgres(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL's row locks, not SQLite's one writer: whoever commits last finalises."""
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url,
+                        egress_allow=("127.0.0.1/32",))
+    workers = [build_runtime(settings, FakeDispatcher()) for _ in range(4)]
+    creator = workers[0]
+    try:
+        for _ in range(10):
+            batch_id = create(creator, "echo", ok_items(8), page_size=2,
+                              callback_url="http://127.0.0.1:9/done")
+            claims = [start_slow_page(creator, batch_id, n, f"w{n}") for n in range(4)]
+            outcomes = [run_page(creator, claim, f"w{claim.page_no}") for claim in claims]
+            finalized = _finish_at_once(workers, outcomes)
+            assert sorted(finalized, key=str) == [BatchStatus.COMPLETED, None, None, None]
+            batch = creator.storage.batches.get(batch_id)
+            assert batch is not None
+            assert (batch["status"], batch["processed_items"], batch["jobs_completed"]) == (
+                BatchStatus.COMPLETED, 8, 4)
+            events = sorted(d["event"] for d in creator.storage.deliveries.of_batch(batch_id))
+            assert events == ["batch.complete", "batch.success"]
+    finally:
+        for worker in workers:
+            worker.storage.engine.dispose()
+
+
+def _finish_at_once(workers: list[Runtime], outcomes: list[object]) -> list[object]:
+    start = threading.Barrier(len(workers))
+    finalized: list[object] = []
+
+    def finish(worker: Runtime, outcome: object) -> None:
+        start.wait()
+        result = worker.storage.pages.finish([outcome], utcnow(),  # type: ignore[list-item]
+                                             finalize=True, has_post_batch=False)
+        finalized.append(result.finalized)
+
+    threads = [threading.Thread(target=finish, args=pair) for pair in zip(workers, outcomes,
+                                                                           strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return finalized
