@@ -28,6 +28,7 @@ from batchq.domain.page_runs import ClaimRequest, FinishResult, PageClaim, PageO
 from batchq.domain.paging import page_specs
 from batchq.domain.progress import WorkQueueStatus
 from batchq.domain.statuses import (
+    ACTIVE_STATUSES,
     FINAL_STATUSES,
     IN_FLIGHT_PAGES,
     BatchStatus,
@@ -186,6 +187,33 @@ class PageRepository:
                 .returning(pages.c.page_no)
             )
             return sorted(conn.execute(statement).scalars())
+
+    def needing_monitor(self, now: datetime, stale_before: datetime) -> list[str]:
+        """Ids of the active batches a monitor round would change anything of, in one query.
+
+        A batch whose pages are all done, or queued since ``stale_before`` at most, or
+        running under a live lease, with at least one in flight and no seed step
+        overdue, is left out: ``monitor_batch`` would find nothing to do for it (no
+        lease to recover, no message to re-send, no created page to queue, nothing to
+        finalise), and thousands of small batches in flight would cost a round of
+        queries each.
+        """
+        page = pages.alias("page")
+        of_batch = page.c.batch_id == batches.c.id
+        to_repair = sa.exists().where(of_batch, sa.or_(
+            page.c.status == PageStatus.CREATED,
+            sa.and_(page.c.status == PageStatus.RUNNING, page.c.lease_until < now),
+            sa.and_(page.c.status == PageStatus.QUEUED, page.c.queued_at < stale_before)))
+        in_flight = sa.exists().where(of_batch, page.c.status.in_(IN_FLIGHT_PAGES))
+        unseeded = sa.or_(batches.c.jobs_created < batches.c.total_jobs,
+                          batches.c.source_exhausted.is_(False))
+        seed_overdue = sa.and_(unseeded, sa.func.coalesce(batches.c.seeded_at,
+                                                          batches.c.created_at) < stale_before)
+        query = (sa.select(batches.c.id)
+                 .where(batches.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+                 .where(sa.or_(to_repair, sa.not_(in_flight), seed_overdue)))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def count_in_flight(self, batch_id: str) -> int:
         """Pages of the batch that are queued or running."""

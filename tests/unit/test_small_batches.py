@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from flask.testing import FlaskClient
 from api import create_app
 from batchq.domain.statuses import BatchStatus, PageStatus
 from batchq.engine.execution import run_page
-from batchq.engine.monitoring import finalize_if_done, monitor_batch
+from batchq.engine.monitoring import finalize_if_done, monitor_all, monitor_batch
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
 from tests.http_server import LocalServer, running_server
@@ -219,3 +220,30 @@ def test_an_echo_item_with_spin_us_spins_that_long_and_succeeds(rt: Runtime) -> 
     batch = batch_of(rt, batch_id)
     assert (batch["status"], batch["processed_items"], batch["failed_items"]) == (
         BatchStatus.COMPLETED, 3, 0)
+
+
+def test_a_monitor_round_visits_only_batches_it_has_something_to_do_for(rt: Runtime) -> None:
+    """Thousands of small batches in flight must not cost a monitor round each."""
+    now = utcnow()
+    fresh = create(rt, "echo", ok_items(4), page_size=2)  # both pages queued just now
+    running = create(rt, "echo", ok_items(2))
+    start_slow_page(rt, running, 0)  # a long, live lease
+    seeded_later = create(rt, "echo", ok_items(20), page_size=2)  # 10 pages: the seed's
+    assert set(rt.storage.pages.needing_monitor(now, now - timedelta(seconds=60))) == {
+        seeded_later}  # no page yet: nothing in flight
+    later = now + timedelta(seconds=120)  # the queued messages are stale by then
+    assert set(rt.storage.pages.needing_monitor(later, later - timedelta(seconds=60))) == {
+        fresh, seeded_later}
+    expired = now + timedelta(hours=2)  # the running page's lease has run out
+    assert running in rt.storage.pages.needing_monitor(expired, now)
+
+
+def test_the_monitor_round_still_finalises_a_batch_whose_last_page_left_it_done(
+    rt: Runtime,
+) -> None:
+    batch_id = create(rt, "echo", ok_items(2))
+    claim = start_slow_page(rt, batch_id, 0)
+    rt.storage.pages.finish_one(run_page(rt, claim, "slow-worker"), utcnow())  # no finalising
+    assert batch_of(rt, batch_id)["status"] == BatchStatus.PROCESSING
+    assert monitor_all(rt) == 1
+    assert batch_of(rt, batch_id)["status"] == BatchStatus.COMPLETED
