@@ -38,6 +38,9 @@ class Settings:
     registry_max_active_jobs: int = 1
     # Engine tuning.
     max_queued_jobs: int = 4
+    # A batch of at most this many pages gets them, queued, in the transaction creating it,
+    # and needs no seed message (0: every batch is seeded by the seed task).
+    small_batch_pages: int = 8
     execute_slice_seconds: float = 1.0
     lease_seconds: float = 60.0
     # An item running longer loses its page's lease (the heartbeat stops), so it is re-run.
@@ -78,6 +81,8 @@ class Settings:
         for name in ("page_size", "jobs_per_seed", "max_items", "max_queued_jobs", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"BATCHQ_{name.upper()} must be at least 1")
+        if self.small_batch_pages < 0:
+            raise ConfigurationError("BATCHQ_SMALL_BATCH_PAGES must be 0 (off) or more")
         if self.max_active_batches_per_user < 0 or self.idempotency_key_retention_hours <= 0:
             raise ConfigurationError("BATCHQ_MAX_ACTIVE_BATCHES_PER_USER must be 0 (no limit) or "
                                      "more, BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS positive")

@@ -52,6 +52,7 @@ from urllib.parse import urlencode
 import psutil
 import psycopg2
 
+from bench.rows import Row
 from bench.throughput import (
     ACTIVE,
     DATABASE_URL,
@@ -66,6 +67,7 @@ from bench.throughput import (
     celery_worker,
     free_port,
     load,
+    log_tails_on_error,
     print_table,
     reset_storage,
     wait_until,
@@ -202,16 +204,17 @@ def raw_copy(count: int) -> float:
 
 def list_plan(token_user: str, view_all: bool) -> str:
     """EXPLAIN ANALYZE of the list page as ``token_user`` sees it (its SQL from batchq)."""
-    from batchq.domain.permissions import Caller, Function
-    from batchq.service.listing import BatchFilter, Page, list_query
+    from batchq.domain.lists import BatchFilter, BatchOrder, Window
+    from batchq.domain.permissions import Caller, Function, read_scope
+    from batchq.storage.batches import list_query
 
     functions = frozenset({Function.ADMIN_BATCHES} | (
         {Function.ADMIN_VIEW_ALL_ORGANISATIONS} if view_all else set()))
     caller = Caller(name=token_user, tenant_id="tenant-0" if view_all else ADMIN_TENANT,
                     functions=functions, is_system=False)
-    query = list_query(caller, BatchFilter(status=LIST_FILTER["status"],
-                                                   type=LIST_FILTER["type"]),
-                               Page(sort_by="createdAt", descending=True, max_results=50))
+    query = list_query(read_scope(caller),
+                       BatchFilter(status=LIST_FILTER["status"], type=LIST_FILTER["type"]),
+                       BatchOrder(sort_by="createdAt", descending=True), Window(0, 50))
     from sqlalchemy.dialects import postgresql
 
     sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
@@ -341,7 +344,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, Any]:
+def measure_all(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     print(f"Inserting {args.batches:,} batches", flush=True)
     figures["insert batches s"] = insert_batches(args.batches)
@@ -418,7 +421,7 @@ def _wait_final(port: int, token: str, batch_id: str, timeout: float) -> dict[st
     raise RuntimeError(f"batch {batch_id} not final after {timeout:g} s")
 
 
-def print_summary(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+def summary_rows(args: argparse.Namespace, figures: dict[str, Any]) -> list[tuple[str, str]]:
     rate = args.items / figures["upload s"]
     copy_rate = args.items / figures["copy s"]
     final = figures["final"]
@@ -445,7 +448,12 @@ def print_summary(args: argparse.Namespace, figures: dict[str, Any]) -> None:
                                 f"failed {final['failedItems']}, jobs {final['progress']}"),
         ("load average at the end", load()),
     ]
-    print_table("batchq API benchmark (PostgreSQL + Redis, gunicorn)", rows, rule_extra=60)
+    return rows
+
+
+def print_summary(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    print_table("batchq API benchmark (PostgreSQL + Redis, gunicorn)",
+                summary_rows(args, figures), rule_extra=60)
     for who, plan in figures["plans"].items():
         print(f"\nPlan of the list page as the {who}:\n{plan}")
     sys.stdout.flush()
@@ -475,6 +483,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def figures_of(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="batchq-bench-api-") as tmp:
+        workdir = Path(tmp)
+        with Processes(workdir) as procs, log_tails_on_error(workdir):
+            reset_storage()
+            return measure_all(args, procs, workdir)
+
+
+def run(quick: bool) -> list[Row]:
+    """The benchmark's rows (``bench/run_all.py``); ``quick``: 10,000 batches, 100,000 items."""
+    argv = ["--batches", "10000", "--items", "100000", "--idle-rounds", "50"]
+    args = parse_args(argv if quick else [])
+    return [Row("api", label, value) for label, value in summary_rows(args, figures_of(args))
+            if value]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="batchq-bench-api-") as tmp:
@@ -483,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             with Processes(workdir) as procs:
                 print("Resetting database batchq_bench and Redis db 14", flush=True)
                 reset_storage()
-                figures = run(args, procs, workdir)
+                figures = measure_all(args, procs, workdir)
         except BaseException:
             for log in sorted(workdir.glob("*.log")):
                 tail = log.read_text(errors="replace")[-2000:]

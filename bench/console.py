@@ -31,7 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.api import TYPES, create_users, insert_batches, percentile, pg_connect
-from bench.throughput import DATABASE_URL, print_table, reset_storage
+from bench.rows import Row, print_rows
+from bench.throughput import DATABASE_URL, reset_storage
 
 BIG_BATCH = "00000000-0000-4000-8000-ffffffffffff"
 
@@ -131,7 +132,7 @@ def measure(clients: dict[str, Any], batches: int, count: int,
     return [(name, timed(request, count, warmup)) for name, request in cases]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=100_000)
@@ -140,18 +141,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--errors", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def figures(args: argparse.Namespace) -> tuple[str, list[Row]]:
+    """The table's title and the p50 / p99 server time of each console page."""
     reset_storage()
     seconds = insert_batches(args.batches)
     insert_big_batch(args.pages, args.errors)
     tokens = create_users()
     clients = console_clients(tokens)
     results = measure(clients, args.batches, args.requests, args.warmup)
-    rows = [(name, f"p50 {statistics.median(s):7.1f} ms   p99 {percentile(s, 0.99):7.1f} ms")
-            for name, s in results]
-    print_table(f"Console server time: {args.batches:,} batches (inserted in {seconds:.1f} s), "
-                f"big batch {args.pages:,} pages / {args.errors:,} errors, "
-                f"{args.requests} requests each", rows, 36)
+    title = (f"Console server time: {args.batches:,} batches (inserted in {seconds:.1f} s), "
+             f"big batch {args.pages:,} pages / {args.errors:,} errors, "
+             f"{args.requests} requests each")
+    return title, [Row("console", f"{name} ({args.batches:,} batches)",
+                       f"p50 {statistics.median(s):.1f} ms / p99 {percentile(s, 0.99):.1f} ms")
+                   for name, s in results]
+
+
+def run(quick: bool) -> list[Row]:
+    """The benchmark's rows (``bench/run_all.py``); ``quick``: 10,000 batches, 50 requests."""
+    argv = ["--batches", "10000", "--pages", "1000", "--errors", "1000", "--requests", "50"]
+    return figures(parse_args(argv if quick else []))[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    title, rows = figures(parse_args(argv))
+    print_rows(title, rows)
     return 0
 
 

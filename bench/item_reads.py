@@ -19,10 +19,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.service.item_reads import ItemStatus, Window, error_summary, list_errors, list_items
-from batchq.storage import Storage
+from batchq.domain.lists import Window
+from batchq.runtime import Runtime
+from batchq.service.item_reads import ItemStatus, error_summary, list_errors, list_items
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
+from bench.big_batch import bench_runtime
+from bench.rows import Row, print_rows
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "batchq_bench_items"
@@ -71,28 +74,32 @@ def _insert_batch(conn: sa.Connection, batch_id: str, count: int) -> None:
         FROM generate_series(3, :done * 100 - 1, 50) g"""), values)
 
 
-def measure(engine: sa.Engine, explain: bool) -> None:
-    batch = Storage(engine).get_batch(BATCH)
+def measure(rt: Runtime, explain: bool) -> list[Row]:
+    """Each list's best-of-three time, as a row."""
+    batch = rt.storage.batches.get(BATCH)
     assert batch is not None
     calls: list[tuple[str, Callable[[], Any]]] = []
     for status in (None, *ItemStatus):
         for first in (0, 100_000):
             calls.append((f"items status={status or 'all'} firstResult={first}",
-                          _items(engine, batch, status, Window(first, 100))))
+                          _items(rt, batch, status, Window(first, 100))))
     for first in (0, 9_000):
         calls.append((f"errors firstResult={first}",
-                      lambda first=first: list_errors(engine, BATCH, Window(first, 100))))
-    calls.append(("errors/summary limit=10", lambda: error_summary(engine, BATCH, 10)))
+                      lambda first=first: list_errors(rt, batch, Window(first, 100))))
+    calls.append(("errors/summary limit=10", lambda: error_summary(rt, batch, 10)))
+    rows = []
     for label, call in calls:
         best = min(_timed(call) for _ in range(3))
-        print(f"{label:45s} {best * 1000:8.1f} ms")
+        rows.append(Row("item_reads", f"{label} ({batch['total_items']:,} items)",
+                        f"{best * 1000:.1f} ms"))
         if explain:
-            _explain_last_select(engine, call)
+            _explain_last_select(rt.storage.engine, call)
+    return rows
 
 
-def _items(engine: sa.Engine, batch: Any, status: ItemStatus | None,
+def _items(rt: Runtime, batch: Any, status: ItemStatus | None,
            window: Window) -> Callable[[], Any]:
-    return lambda: list_items(engine, batch, status, window)
+    return lambda: list_items(rt, batch, status, window)
 
 
 def _timed(call: Callable[[], Any]) -> float:
@@ -125,20 +132,30 @@ def _explain_last_select(engine: sa.Engine, call: Callable[[], Any]) -> None:
         raw.close()
 
 
+def figures(items: int, explain: bool = False) -> list[Row]:
+    url = f"{SERVER}/{DATABASE}"
+    started = time.perf_counter()
+    build(url, items)
+    print(f"built {items} items in {time.perf_counter() - started:.1f} s", flush=True)
+    rt = bench_runtime(url)
+    try:
+        return measure(rt, explain)
+    finally:
+        rt.storage.engine.dispose()
+
+
+def run(quick: bool) -> list[Row]:
+    """The benchmark's rows (``bench/run_all.py``); ``quick``: 200,000 items."""
+    return figures(200_000 if quick else 1_000_000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--explain", action="store_true", help="print each list's plan")
     args = parser.parse_args()
-    url = f"{SERVER}/{DATABASE}"
-    started = time.perf_counter()
-    build(url, args.items)
-    print(f"built {args.items} items in {time.perf_counter() - started:.1f} s")
-    engine = create_engine(url)
-    try:
-        measure(engine, args.explain)
-    finally:
-        engine.dispose()
+    print_rows("Item and error lists (server time, best of three)",
+               figures(args.items, args.explain))
 
 
 if __name__ == "__main__":

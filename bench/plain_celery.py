@@ -19,7 +19,12 @@ import redis
 from celery import Celery
 from celery.signals import worker_process_init
 
+from batchq.batch_types.builtin import spin_cpu
+
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+#: Where the counters live: the broker when it is Redis, else BENCH_COUNTER_URL.
+COUNTER_URL = os.environ.get("BENCH_COUNTER_URL") or (
+    BROKER_URL if BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/14")
 QUEUE = "plain"
 COUNTER_KEY = "bench:plain:done_items"
 FINISHED_AT_KEY = "bench:plain:finished_at"
@@ -37,7 +42,8 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     worker_hijack_root_logger=False,
-    broker_transport_options={"visibility_timeout": 3600},
+    broker_transport_options=(
+        {"visibility_timeout": 3600} if BROKER_URL.startswith("redis") else {}),
 )
 
 _redis: redis.Redis | None = None
@@ -47,7 +53,7 @@ def _client() -> redis.Redis:
     """One Redis connection per pool process, opened after the fork."""
     global _redis
     if _redis is None:
-        _redis = redis.Redis.from_url(BROKER_URL)
+        _redis = redis.Redis.from_url(COUNTER_URL)
     return _redis
 
 
@@ -58,7 +64,10 @@ def _forget_parent_client(**_: Any) -> None:
 
 
 def noop(payload: Any) -> None:
-    """Does nothing with an item, like batchq's ``noop`` type."""
+    """Does nothing with an item, like batchq's ``noop`` type; a ``{"spin_us": n}`` payload
+    keeps the CPU busy as long as batchq's ``echo`` does with it (the same function)."""
+    if isinstance(payload, dict) and "spin_us" in payload:
+        spin_cpu(float(payload["spin_us"]))
 
 
 @app.task(name="plain.run_page")

@@ -18,6 +18,7 @@ cancelled at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -32,12 +33,13 @@ from batchq.service.creation import NewBatch, create_batch
 from batchq.settings import Settings
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
+from bench.rows import Row, print_rows
 from bench.throughput import Processes, celery_worker, subprocess_env, wait_until
 from workers.app import CeleryDispatcher, create_celery
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "batchq_bench_rethrottle"
-BROKER_URL = "redis://127.0.0.1:6379/13"
+BROKER_URL = os.environ.get("BENCH_RETHROTTLE_BROKER_URL", "redis://127.0.0.1:6379/13")
 
 
 def reset() -> str:
@@ -60,7 +62,7 @@ def held_rate(rt: object, batch_id: str, seconds: float) -> float:
     return float(last - first) / (time.monotonic() - started)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 2000.0])
     parser.add_argument("--seconds", type=float, default=10.0, help="counting time per rate")
@@ -68,12 +70,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="celery worker nodes")
     parser.add_argument("--concurrency", type=int, default=1, help="pool processes per node")
     parser.add_argument("--page-size", type=int, default=50)
-    url = reset()
     parser.add_argument("--items", type=int, default=0,
                         help="the batch's items (default: enough for every rate's time)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def figures(args: argparse.Namespace) -> list[Row]:
+    """The rate a batch holds after each rethrottle, against the rate set."""
+    url = reset()
     needed = args.items or min(1_000_000, int(sum(args.rates) * (args.seconds + args.settle)
                                               * 1.5) + 10_000)
+    rows = []
     with tempfile.TemporaryDirectory() as folder, Processes(Path(folder)) as procs:
         settings = Settings(data_dir=Path(folder) / "data", database_url=url,
                             broker_url=BROKER_URL)
@@ -91,17 +98,26 @@ def main() -> None:
                              ({"n": n} for n in range(needed)))
         wait_until(lambda: rt.storage.batches.get(batch["id"])["processed_items"] > 0, 120,
                    "the batch to start", workers[0])
-        print(f"{args.workers} workers x {args.concurrency}, pages of {args.page_size}, "
-              f"{needed:,} noop items")
-        print(f"{'set':>10s} {'held':>10s} {'off by':>8s}")
         for rate in args.rates:
             control.change_batch(rt, batch["id"], {"max_items_per_second": rate})
             time.sleep(args.settle)
             held = held_rate(rt, batch["id"], args.seconds)
-            print(f"{rate:>8.0f}/s {held:>8.0f}/s {100 * (held - rate) / rate:>+7.1f}%",
-                  flush=True)
+            off = 100 * (held - rate) / rate
+            rows.append(Row("rethrottle", f"maxItemsPerSecond {rate:.0f} ({args.workers} "
+                                          f"workers x {args.concurrency}): held",
+                            f"{held:.0f}/s ({off:+.1f}%)"))
         control.cancel_batch(rt, batch["id"])
         rt.storage.dispose()
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """The benchmark's rows (``bench/run_all.py``); ``quick``: 5 s per rate."""
+    return figures(parse_args(["--seconds", "5"] if quick else []))
+
+
+def main() -> None:
+    print_rows("The rate a rethrottled batch holds", figures(parse_args()))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from batchq.service.retry_batches import retry_batch
 from bench.big_batch import SYSTEM, bench_runtime, rebuild
+from bench.rows import Row, print_rows
 
 DATABASE = "batchq_bench_retry"
 BATCH = "bench-retry-1m"
@@ -57,7 +58,7 @@ def measure(rt: Any, selection: str) -> tuple[float, float, float, int, tuple[st
     return elapsed, peak / 2**20, rss_growth / 1024, int(created["total_items"]), copy
 
 
-def explain(rt: Any, copy: tuple[str, Any]) -> None:
+def explain_copy(rt: Any, copy: tuple[str, Any]) -> None:
     """The plan of the copy, run with ANALYZE in a transaction that is rolled back."""
     statement, parameters = copy
     parameters = {**parameters, "param_1": "explained"}  # another batch id than the retry's
@@ -71,6 +72,34 @@ def explain(rt: Any, copy: tuple[str, Any]) -> None:
         raw.close()
 
 
+def figures(items: int, fail_every: int = 1, done: float = 1.0,
+            explain: bool = False) -> list[Row]:
+    """A retry of each selection of a finished batch of ``items``: time, Python peak, RSS."""
+    started = time.perf_counter()
+    status = "CompletedWithErrors" if done >= 1 else "Cancelled"
+    url = rebuild(DATABASE, BATCH, items, done_fraction=done, fail_every=fail_every,
+                  status=status)
+    print(f"built a {status} batch of {items:,} items in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+    rt = bench_runtime(url, max_active_batches_per_user=0)
+    selections = ["failed"] if done >= 1 else ["failed", "unprocessed", "failed+unprocessed"]
+    rows = []
+    for selection in selections:
+        seconds, python_mb, rss_mb, count, copy = measure(rt, selection)
+        rows.append(Row("retry", f"retry of {selection} ({count:,} of {items:,} items): "
+                                 "seconds / Python peak / RSS growth",
+                        f"{seconds:.2f} s / {python_mb:.2f} MB / {rss_mb:.1f} MB"))
+        if explain:
+            explain_copy(rt, copy)
+    rt.storage.dispose()
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """The benchmark's rows (``bench/run_all.py``); ``quick``: 100,000 items."""
+    return figures(100_000 if quick else 1_000_000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -80,23 +109,7 @@ def main() -> None:
                         help="the fraction of pages that ran (default 1.0)")
     parser.add_argument("--explain", action="store_true", help="print the copy's plan")
     args = parser.parse_args()
-    started = time.perf_counter()
-    status = "CompletedWithErrors" if args.done >= 1 else "Cancelled"
-    url = rebuild(DATABASE, BATCH, args.items, done_fraction=args.done,
-                  fail_every=args.fail_every, status=status)
-    print(f"built a {status} batch of {args.items:,} items in "
-          f"{time.perf_counter() - started:.1f} s")
-    rt = bench_runtime(url, max_active_batches_per_user=0)
-    selections = ["failed"] if args.done >= 1 else ["failed", "unprocessed",
-                                                    "failed+unprocessed"]
-    print(f"{'retry of':22s} {'items':>10s} {'seconds':>8s} {'py peak':>9s} {'rss +':>8s}")
-    for selection in selections:
-        seconds, python_mb, rss_mb, count, copy = measure(rt, selection)
-        print(f"{selection:22s} {count:>10,d} {seconds:>8.2f} {python_mb:>7.2f}MB "
-              f"{rss_mb:>6.1f}MB")
-        if args.explain:
-            explain(rt, copy)
-    rt.storage.dispose()
+    print_rows("Retry batches", figures(args.items, args.fail_every, args.done, args.explain))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from batchq.settings import Settings
 from batchq.storage.engine import create_engine
 from batchq.storage.migrate import upgrade
 from batchq.storage.tables import batches
+from bench.rows import Row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,8 +253,8 @@ def prepare(settings: Settings, batch_count: int) -> tuple[str, list[str]]:
     return token, ids
 
 
-def run(settings: Settings, streams: int, batch_count: int, updates: int, workers: int,
-        threads: int, log: Path) -> dict[str, Any]:
+def measure(settings: Settings, streams: int, batch_count: int, updates: int, workers: int,
+            threads: int, log: Path) -> dict[str, Any]:
     """The whole bench; returns its figures."""
     token, ids = prepare(settings, batch_count)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHQ_")}
@@ -305,6 +306,33 @@ def _postgres_database(url: str) -> str:
     return url
 
 
+def figures(streams: int = 200, batches: int = 20, updates: int = 10, api_workers: int = 1,
+            threads: int = 0, poll: float = 0.5, database_url: str = "") -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="batchq-sse-") as folder:
+        url = _postgres_database(database_url) if database_url else ""
+        settings = Settings(data_dir=Path(folder), database_url=url, sse_poll_seconds=poll)
+        return measure(settings, streams, batches, updates, api_workers,
+                       threads or streams + 8, Path(folder) / "gunicorn.log")
+
+
+def run(quick: bool) -> list[Row]:
+    """The benchmark's rows (``bench/run_all.py``), on SQLite; ``quick``: 5 updates."""
+    found = figures(updates=5 if quick else 10)
+    return [
+        Row("sse", f"{found['streams']} streams held (embedded)", str(found["held"]),
+            str(found["streams"]), found["held"] == found["streams"]),
+        Row("sse", "database connections while opening / once held",
+            f"{found['db_connections_opening']} / {found['db_connections_held']}"),
+        Row("sse", "events received / expected",
+            f"{found['events']} / {found['expected_events']}"),
+        Row("sse", "commit to event, p50 / p99 / max",
+            f"{found['latency_p50_ms']} / {found['latency_p99_ms']} / "
+            f"{found['latency_max_ms']} ms"),
+        Row("sse", "every stream ended with the final event", str(found["all_ended"]),
+            "True", bool(found["all_ended"])),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=200)
@@ -317,13 +345,10 @@ def main() -> None:
     parser.add_argument("--database-url", default="",
                         help="PostgreSQL (dropped and recreated); default: SQLite in a temp dir")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="batchq-sse-") as folder:
-        url = _postgres_database(args.database_url) if args.database_url else ""
-        settings = Settings(data_dir=Path(folder), database_url=url, sse_poll_seconds=args.poll)
-        figures = run(settings, args.streams, args.batches, args.updates, args.api_workers,
-                      args.threads or args.streams + 8, Path(folder) / "gunicorn.log")
+    found = figures(args.streams, args.batches, args.updates, args.api_workers, args.threads,
+                    args.poll, args.database_url)
     stack = "PostgreSQL" if args.database_url else "embedded (SQLite)"
-    print(f"SSE on the {stack} stack: {json.dumps(figures, indent=2)}")
+    print(f"SSE on the {stack} stack: {json.dumps(found, indent=2)}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +40,14 @@ import psutil
 import psycopg2
 import redis
 
+from bench.rows import Row
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-DB_NAME = "batchq_bench"
+# Another database or Redis db when benchmarks share a machine (BENCH_DB_NAME, BENCH_BROKER_URL).
+DB_NAME = os.environ.get("BENCH_DB_NAME", "batchq_bench")
 DATABASE_URL = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
-BROKER_URL = "redis://127.0.0.1:6379/14"
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 ACTIVE = {"Waiting", "Processing", "Cancelling"}
 POLL_SECONDS = 0.5
 MB = 1024 * 1024
@@ -137,10 +140,24 @@ class Processes:
         self.stop()
 
 
+@contextlib.contextmanager
+def log_tails_on_error(workdir: Path) -> Iterator[None]:
+    """On an exception, print the tail of every process log in ``workdir``, then re-raise."""
+    try:
+        yield
+    except BaseException:
+        for log in sorted(workdir.glob("*.log")):
+            tail = log.read_text(errors="replace")[-2000:]
+            if tail.strip():
+                print(f"--- {log.name} (tail) ---\n{tail}", file=sys.stderr)
+        raise
+
+
 def subprocess_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHQ_", "BENCH_"))}
     env["PYTHONPATH"] = str(ROOT)
     env["BENCH_BROKER_URL"] = BROKER_URL
+    env["BENCH_COUNTER_URL"] = counter_url()
     return env
 
 
@@ -252,8 +269,38 @@ def reset_storage() -> None:
     from batchq.storage.migrate import upgrade
 
     upgrade(DATABASE_URL)
-    redis.Redis.from_url(BROKER_URL).flushdb()
+    empty_broker()
     _create_bench_user()
+
+
+def counter_url() -> str:
+    """The Redis of plain Celery's counters: the broker when it is Redis, else db 14."""
+    return BROKER_URL if BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/14"
+
+
+def empty_broker() -> None:
+    """Empty the bench's Redis db, or purge the bench's RabbitMQ queues (only those)."""
+    redis.Redis.from_url(counter_url()).flushdb()
+    if BROKER_URL.startswith("amqp"):
+        import kombu
+
+        with kombu.Connection(BROKER_URL) as conn:
+            channel = conn.default_channel
+            for queue in ("batchq", "plain", "chord"):
+                with contextlib.suppress(Exception):
+                    channel.queue_purge(queue)
+
+
+def ensure_vhost(name: str) -> str:
+    """A RabbitMQ virtual host of the benchmarks' own, so no other batchq on this machine
+    shares its queues; returns its AMQP URL (``rabbitmqctl`` must be on the PATH)."""
+    existing = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True,
+                              text=True, check=True).stdout.split()
+    if name not in existing:
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*",
+                        ".*"], check=True)
+    return f"amqp://guest:guest@127.0.0.1:5672/{name}"
 
 
 #: The token of the system user the benchmark calls the API as (set by ``reset_storage``).
@@ -353,8 +400,8 @@ def run_batchq(args: argparse.Namespace, procs: Processes, workdir: Path) -> Bat
     print(f"  API on :{port} (gunicorn pid {api.popen.pid}), worker pid {worker.popen.pid}"
           f"{'' if beat is None else f', beat pid {beat.popen.pid}'}", flush=True)
 
-    body = json.dumps({"type": "noop", "pageSize": args.page_size,
-                       "items": [{"n": i} for i in range(args.items)]},
+    body = json.dumps({"type": "echo" if args.spin_us else "noop", "pageSize": args.page_size,
+                       "items": [payload(args, i) for i in range(args.items)]},
                       separators=(",", ":")).encode()
     print(f"  POST /batches: {args.items:,} items, {len(body) / MB:.1f} MB body", flush=True)
     sampler = RssSampler({"api": api, "worker": worker})
@@ -392,6 +439,11 @@ def run_batchq(args: argparse.Namespace, procs: Processes, workdir: Path) -> Bat
     )
     procs.stop(*[p for p in (api, worker, beat) if p is not None])
     return result
+
+
+def payload(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    """Item ``n``: nothing to do, or ``spin_us`` microseconds of CPU (``--spin-us``)."""
+    return {"n": n, "spin_us": args.spin_us} if args.spin_us else {"n": n}
 
 
 def _healthy(port: int) -> bool:
@@ -494,9 +546,9 @@ def run_plain(args: argparse.Namespace, procs: Processes) -> PlainResult:
     """Publish while the worker consumes (what a user does); then pre-published, worker alone."""
     from bench import plain_celery
 
-    pages = [[{"n": i} for i in range(start, min(start + args.page_size, args.items))]
+    pages = [[payload(args, i) for i in range(start, min(start + args.page_size, args.items))]
              for start in range(0, args.items, args.page_size)]
-    client = redis.Redis.from_url(BROKER_URL)
+    client = redis.Redis.from_url(counter_url())
     client.delete(plain_celery.COUNTER_KEY, plain_celery.FINISHED_AT_KEY,
                   plain_celery.FIRST_DONE_AT_KEY)
     worker = _start_plain_worker(args, procs, "plain-worker")
@@ -540,7 +592,7 @@ def _start_plain_worker(args: argparse.Namespace, procs: Processes, name: str) -
     return worker
 
 
-def _publish(pages: list[list[dict[str, int]]], total: int) -> float:
+def _publish(pages: list[list[dict[str, Any]]], total: int) -> float:
     """Publish one task per page over a single producer connection; returns seconds."""
     from bench import plain_celery
 
@@ -577,8 +629,8 @@ def load() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: PlainResult | None,
-                  loads: dict[str, str]) -> None:
+def summary_rows(args: argparse.Namespace, bq: BatchqResult | None, plain: PlainResult | None,
+                 loads: dict[str, str]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = [
         ("items / page size / concurrency",
          f"{args.items:,} / {args.page_size} / {args.concurrency} (cpus: {os.cpu_count()})"),
@@ -624,7 +676,13 @@ def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: Plai
              f"{bq.processing_rate / plain.consume_rate:8.2f}x" if plain.consume_rate else "n/a"),
         ]
     rows += [(f"load average ({when})", value) for when, value in loads.items()]
-    print_table("batchq throughput benchmark (PostgreSQL + Redis)", rows, rule_extra=40)
+    return rows
+
+
+def print_summary(args: argparse.Namespace, bq: BatchqResult | None, plain: PlainResult | None,
+                  loads: dict[str, str]) -> None:
+    print_table(f"batchq throughput benchmark (PostgreSQL + {BROKER_URL.split(':')[0]})",
+                summary_rows(args, bq, plain, loads), rule_extra=40)
 
 
 def print_table(title: str, rows: list[tuple[str, str]], rule_extra: int) -> None:
@@ -649,6 +707,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-timeout", type=int, default=900,
                         help="gunicorn --timeout (its default, 30 s, is too short for 1M items)")
     parser.add_argument("--timeout", type=float, default=3600, help="give up on a run after")
+    parser.add_argument("--spin-us", type=float, default=0,
+                        help="microseconds of CPU per item (echo's spin_us; default: noop)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     parser.add_argument("--profile", metavar="FILE",
                         help="py-spy record the batchq worker into FILE "
                              "(.svg flamegraph, .json speedscope, else collapsed stacks)")
@@ -682,7 +743,55 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"--- {log.name} (tail) ---\n{tail}", file=sys.stderr)
             raise
     print_summary(args, bq, plain, loads)
+    if args.json:
+        Path(args.json).write_text(json.dumps(_figures(bq, plain)))
     return 0
+
+
+def _figures(bq: BatchqResult | None, plain: PlainResult | None) -> dict[str, float]:
+    """What ``run`` reports of one run: items/s of both, the ratio, the peaks."""
+    found: dict[str, float] = {}
+    if bq is not None:
+        found.update(batchq_rate=bq.processing_rate, batchq_wall_rate=bq.wall_rate,
+                     api_peak_mb=bq.api_peak.largest / MB,
+                     worker_peak_mb=bq.worker_peak.largest / MB)
+    if plain is not None:
+        found.update(plain_rate=plain.rate)
+    return found
+
+
+#: run(): (broker, microseconds of CPU per item, items in quick mode, items in a full run)
+RUNS = (("redis", 0.0, 100_000, 1_000_000), ("amqp", 0.0, 100_000, 1_000_000),
+        ("redis", 20.0, 50_000, 300_000), ("amqp", 20.0, 50_000, 300_000))
+
+
+def run(quick: bool) -> list[Row]:
+    """The benchmark's rows (``bench/run_all.py``): batchq against plain Celery page tasks on
+    Redis and on RabbitMQ, for noop items and for 20 us of CPU per item; each run in a
+    process of its own, with ``BENCH_BROKER_URL`` set to its broker."""
+    rows = []
+    amqp = os.environ.get("BENCH_AMQP_URL") or ensure_vhost("batchq_bench")
+    for broker, spin, quick_items, items in RUNS:
+        env = {**os.environ, "BENCH_BROKER_URL": BROKER_URL if broker == "redis" else amqp}
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            command = [sys.executable, "-m", "bench.throughput", "--items",
+                       str(quick_items if quick else items), "--spin-us", str(spin),
+                       "--json", out.name]
+            subprocess.run(command, cwd=ROOT, env=env, check=True)
+            found = json.loads(Path(out.name).read_text())
+        work = f"echo spin_us={spin:g}" if spin else "noop"
+        ratio = found["batchq_rate"] / found["plain_rate"]
+        target = 1.0 if spin else 0.8
+        label = f"{broker}, {work}, {quick_items if quick else items:,} items"
+        rows += [
+            Row("throughput", f"{label}: batchq items/s (first page to final)",
+                f"{found['batchq_rate']:,.0f}"),
+            Row("throughput", f"{label}: plain Celery page tasks items/s",
+                f"{found['plain_rate']:,.0f}"),
+            Row("throughput", f"{label}: batchq / plain", f"{ratio:.2f}x", f">= {target}x",
+                ratio >= target),
+        ]
+    return rows
 
 
 if __name__ == "__main__":

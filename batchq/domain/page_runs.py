@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from batchq.domain.statuses import BatchStatus
+
 
 @dataclass(frozen=True)
 class PageClaim:
@@ -88,6 +90,8 @@ class FinishResult:
 
     counted: bool
     needs_monitor: bool = False
+    #: The final status this commit gave the batch (its last page), if any.
+    finalized: BatchStatus | None = None
     next_claims: list[PageClaim] = field(default_factory=list)
     #: The seed has not created every page yet (known when the batch row was read).
     unseeded: bool = False

@@ -17,6 +17,7 @@ from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote, Re
 from batchq.batch_types.registry import BatchType
 from batchq.domain.page_runs import ClaimRequest, ItemFailure, ItemRetry, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
+from batchq.engine.deliveries import send_deliveries
 from batchq.engine.heartbeat import LeaseHeartbeat
 from batchq.engine.retries import failed_item, policy_of
 from batchq.engine.seeding import queue_more_pages
@@ -45,7 +46,9 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     now = utcnow()
     first = rt.storage.pages.claim_queued(batch_id, page_no, worker, now, now + lease)
     claims = [first] if first is not None else []
+    has_post_batch = first is not None and _has_post_batch(rt, first.type)
     pages_run = 0
+    finalized = False
     while claims:
         started = time.monotonic()
         outcomes = run_pages(rt, claims, worker)
@@ -55,18 +58,31 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
         if time.monotonic() < deadline:
             per_page = (time.monotonic() - started) / len(claims)
             request = ClaimRequest(worker, now + lease, _pages_per_claim(per_page), claims[-1])
-        result = rt.storage.pages.finish(outcomes, now, claim=request)
+        result = rt.storage.pages.finish(outcomes, now, claim=request, finalize=True,
+                                         has_post_batch=has_post_batch)
         if not result.counted:
             log.info("Pages %s of batch %s were already done; their results were dropped.",
                      [claim.page_no for claim in claims], batch_id)
+        if result.finalized is not None:
+            finalized = True
+            log.info("Batch %s finished with its last page: %s.", batch_id, result.finalized)
+            send_deliveries(rt, batch_id)  # its webhooks, recorded with the final status
         if result.needs_monitor:
             rt.send("monitor", batch_id)
         claims = result.next_claims
         if not claims and request is not None and result.unseeded:
             claims = _seed_and_claim(rt, request)
-    if pages_run:
+    if pages_run and not finalized:
         queue_more_pages(rt, batch_id)
     return pages_run
+
+
+def _has_post_batch(rt: Runtime, code: str) -> bool:
+    """Does the type have a post-batch step? Unknown here: assume so, the monitor decides."""
+    try:
+        return rt.registry.get(code).post_batch is not None
+    except BatchqError:
+        return True
 
 
 def _seed_and_claim(rt: Runtime, request: ClaimRequest) -> list[PageClaim]:

@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def monitor_all(rt: Runtime) -> int:
-    """Monitor every active batch; one broken batch does not stop the others."""
-    batch_ids = rt.storage.batches.active_ids()
+    """Monitor every active batch that needs it (``PageRepository.needing_monitor``); one
+    broken batch does not stop the others."""
+    now = utcnow()
+    stale_before = now - timedelta(seconds=rt.settings.requeue_after_seconds)
+    batch_ids = rt.storage.pages.needing_monitor(now, stale_before)
     for batch_id in batch_ids:
         try:
             monitor_batch(rt, batch_id)

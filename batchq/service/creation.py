@@ -68,11 +68,42 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
         return {"total_items": reader.count, "stage_sizes": sizes,
                 "total_jobs": count_pages(sizes, page_size)}
 
+    start = _SmallBatchStart(rt)
     with _cyclic_gc_paused():
         batch = rt.storage.batches.create(row, reader.chunks(raw_items), totals,
-                                      max_active=rt.settings.max_active_batches_per_user)
-    rt.send("seed", batch_id)
+                                          max_active=rt.settings.max_active_batches_per_user,
+                                          then=start)
+    start.send(batch_id)
     return batch
+
+
+class _SmallBatchStart:
+    """The first seed step of a small batch, run inside its creating transaction.
+
+    Small: at most ``small_batch_pages`` pages. A 10-item batch would otherwise
+    wait for a seed message to be picked up and a seed transaction to commit
+    before its first page is even queued; here its pages are created and queued
+    with the batch, and their execute messages sent once it committed. A larger
+    batch gets its seed message, as before.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.queued: list[int] = []
+        self.seed_needed = True
+
+    def __call__(self, conn: Any, batch: Mapping[str, Any]) -> None:
+        if batch["total_jobs"] > self.rt.settings.small_batch_pages:
+            return
+        self.queued, self.seed_needed = self.rt.storage.pages.start_in_creation(
+            conn, batch["id"], self.rt.settings.max_queued_jobs, utcnow())
+
+    def send(self, batch_id: str) -> None:
+        """After the commit: the queued pages' execute messages, and a seed if pages remain."""
+        for page_no in self.queued:
+            self.rt.send("execute", batch_id, page_no)
+        if self.seed_needed:
+            self.rt.send("seed", batch_id)
 
 
 def create_source_batch(rt: Runtime, request: NewBatch, *,

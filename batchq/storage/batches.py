@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,8 +26,9 @@ from batchq.domain.permissions import Ownership, ReadScope
 from batchq.domain.statuses import ACTIVE_STATUSES, FINAL_STATUSES, BatchStatus, StopReason
 from batchq.errors import UniqueViolation
 from batchq.storage.common import Row, first_row, lock_batch, rows, status_values, unqueue_pages
-from batchq.storage.deliveries import delete_of_batches, record_completion
+from batchq.storage.deliveries import delete_of_batches
 from batchq.storage.engine import is_postgres
+from batchq.storage.finalizing import complete_in
 from batchq.storage.items import duplicate_keys, insert_items
 from batchq.storage.retry_selection import copy_retried_items
 from batchq.storage.tables import (
@@ -62,6 +63,8 @@ LIST_COLUMNS = (
 #: Called once every item is in, with the batch's repeated keys; returns the batch row's
 #: remaining columns (totals only known then) or raises to refuse the batch.
 FinishCreation = Callable[[DuplicateKeys], Mapping[str, Any]]
+#: Run inside the creating transaction once the batch row is in.
+AfterInsert = Callable[[sa.Connection, Mapping[str, Any]], None]
 #: Called with the original batch's row (locked); raises to refuse retrying it.
 CheckOriginal = Callable[[Row], None]
 #: Called with a retry batch's stage sizes once its items are in; returns its remaining columns.
@@ -77,12 +80,15 @@ class BatchRepository:
     # -- creation -------------------------------------------------------------
 
     def create(self, row: Mapping[str, Any], item_chunks: Iterable[list[dict[str, Any]]],
-               finish: FinishCreation, max_active: int = 0) -> dict[str, Any]:
+               finish: FinishCreation, max_active: int = 0,
+               then: AfterInsert | None = None) -> dict[str, Any]:
         """Insert the items chunk by chunk, then the batch row, in one transaction.
 
         ``max_active`` is the creator's quota of active batches (0: none),
         checked first, under a lock on the creator (``_count_active_of``).
         A second active run of one batch process raises ``UniqueViolation``.
+        ``then`` runs last in the same transaction, with the new row (a small
+        batch's first pages, ``PageRepository.start_in_creation``).
         """
         try:
             with self.engine.begin() as conn:
@@ -91,6 +97,8 @@ class BatchRepository:
                     check_quota(creator, _count_active_of(conn, creator), max_active)
                 insert_items(conn, item_chunks)
                 full = _insert_batch(conn, {**row, **finish(duplicate_keys(conn, row["id"]))})
+                if then is not None:
+                    then(conn, full)
         except sa.exc.IntegrityError as exc:
             raise UniqueViolation(f"batch {row['id']} repeats a unique value",
                                   _constraint_of(exc)) from exc
@@ -316,29 +324,18 @@ class BatchRepository:
         with ``finalizing_before``, only a finaliser that started before then
         (and so is presumed dead) is overruled.
         """
-        statement = (
-            sa.update(batches)
-            .where(batches.c.id == batch_id, batches.c.status.in_(status_values(ACTIVE_STATUSES)))
-            .values(status=status, finished_at=now, failure_reason=failure_reason)
-        )
         if finalizer is not None:
-            statement = statement.where(batches.c.finalizer == finalizer)
+            condition = batches.c.finalizer == finalizer
         elif finalizing_before is not None:
-            statement = statement.where(batches.c.finalizing_since < finalizing_before)
+            condition = batches.c.finalizing_since < finalizing_before
         else:
-            statement = statement.where(batches.c.finalizer.is_(None))
-        if result is not None:
-            statement = statement.values(result=result)
+            condition = batches.c.finalizer.is_(None)
         with self.engine.begin() as conn:
             batch = lock_batch(conn, batch_id)
             if batch is None:
                 return False
-            expires_at = now + timedelta(days=batch["retention_days"])
-            if conn.execute(statement.values(expires_at=expires_at)).rowcount != 1:
-                return False
-            # The webhooks are due exactly when the final status commits: same transaction.
-            record_completion(conn, batch, status, now, failure_reason)
-            return True
+            return complete_in(conn, batch, status, now, condition, result=result,
+                               failure_reason=failure_reason)
 
     def delete_expired(self, now: datetime, limit: int = 100) -> list[str]:
         """Delete finished batches past their retention, with their pages, items, errors,

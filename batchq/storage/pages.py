@@ -28,6 +28,7 @@ from batchq.domain.page_runs import ClaimRequest, FinishResult, PageClaim, PageO
 from batchq.domain.paging import page_specs
 from batchq.domain.progress import WorkQueueStatus
 from batchq.domain.statuses import (
+    ACTIVE_STATUSES,
     FINAL_STATUSES,
     IN_FLIGHT_PAGES,
     BatchStatus,
@@ -44,6 +45,7 @@ from batchq.storage.common import (
     skip_locked,
     unqueue_pages,
 )
+from batchq.storage.finalizing import finalize_with_last_page
 from batchq.storage.retries import (
     clear_counted_retries,
     ready,
@@ -71,16 +73,7 @@ class PageRepository:
                 return 0, False
             if batch["source_exhausted"] is not None:
                 return 0, False  # a source batch's pages come with its chunks (add_source_chunk)
-            own_pages = batch["jobs_created"] - batch["retry_jobs"]  # retry pages aside
-            specs = page_specs(batch["stage_sizes"], batch["page_size"],
-                               own_pages, batch["jobs_per_seed"])
-            insert_pages(conn, batch_id, specs)
-            created = batch["jobs_created"] + len(specs)
-            conn.execute(
-                sa.update(batches).where(batches.c.id == batch_id)
-                .values(jobs_created=created, seeded_at=now)
-            )
-            return len(specs), created < batch["total_jobs"]
+            return _seed_in(conn, batch, now)
 
     def queue(self, batch_id: str, max_queued: int, now: datetime) -> list[int]:
         """Move created pages to queued until ``max_queued`` wait; returns their numbers.
@@ -90,28 +83,50 @@ class PageRepository:
         """
         with self.engine.begin() as conn:
             batch = lock_batch(conn, batch_id)
-            if batch is None or not runnable(batch):
+            if batch is None:
                 return []
-            if not self.gate.window_open(batch):
-                unqueue_pages(conn, batch_id)  # closed: pages queued before it closed wait
-                return []
-            room = max_queued - count_pages(conn, batch_id, (PageStatus.QUEUED,))
-            room = self.gate.queue_room(conn, batch, room)
-            if room <= 0:
-                return []
-            candidates = sa.select(pages.c.page_no).where(
-                pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED, ready(now))
-            if len(batch["stage_sizes"]) > 1:
-                candidates = candidates.where(pages.c.stage == current_stage(batch_id))
-            candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(room))
-            statement = (
-                sa.update(pages)
-                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(candidates))
-                .where(pages.c.status == PageStatus.CREATED)
-                .values(status=PageStatus.QUEUED, queued_at=now)
-                .returning(pages.c.page_no)
-            )
-            return sorted(conn.execute(statement).scalars())
+            return self._queue_in(conn, batch, max_queued, now)
+
+    def start_in_creation(self, conn: sa.Connection, batch_id: str, max_queued: int,
+                          now: datetime) -> tuple[list[int], bool]:
+        """In the transaction creating a batch: its first seed step, and its first pages
+        queued; returns (the queued page numbers, more pages to seed).
+
+        The caller sends their execute messages once that transaction committed, and a
+        seed message only when more remain: a small batch needs no seed hop. A message
+        lost here is re-sent by the monitor, as a queued page's always is.
+        """
+        batch = lock_batch(conn, batch_id)
+        if batch is None:
+            return [], False
+        _, more = _seed_in(conn, batch, now)
+        return self._queue_in(conn, batch, max_queued, now), more
+
+    def _queue_in(self, conn: sa.Connection, batch: Mapping[str, Any], max_queued: int,
+                  now: datetime) -> list[int]:
+        batch_id = batch["id"]
+        if not runnable(batch):
+            return []
+        if not self.gate.window_open(batch):
+            unqueue_pages(conn, batch_id)  # closed: pages queued before it closed wait
+            return []
+        room = max_queued - count_pages(conn, batch_id, (PageStatus.QUEUED,))
+        room = self.gate.queue_room(conn, batch, room)
+        if room <= 0:
+            return []
+        candidates = sa.select(pages.c.page_no).where(
+            pages.c.batch_id == batch_id, pages.c.status == PageStatus.CREATED, ready(now))
+        if len(batch["stage_sizes"]) > 1:
+            candidates = candidates.where(pages.c.stage == current_stage(batch_id))
+        candidates = skip_locked(conn, candidates.order_by(pages.c.page_no).limit(room))
+        statement = (
+            sa.update(pages)
+            .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(candidates))
+            .where(pages.c.status == PageStatus.CREATED)
+            .values(status=PageStatus.QUEUED, queued_at=now)
+            .returning(pages.c.page_no)
+        )
+        return sorted(conn.execute(statement).scalars())
 
     def expired(self, batch_id: str, now: datetime) -> list[Row]:
         """Running pages whose lease ran out: their worker died or hangs."""
@@ -172,6 +187,33 @@ class PageRepository:
                 .returning(pages.c.page_no)
             )
             return sorted(conn.execute(statement).scalars())
+
+    def needing_monitor(self, now: datetime, stale_before: datetime) -> list[str]:
+        """Ids of the active batches a monitor round would change anything of, in one query.
+
+        A batch whose pages are all done, or queued since ``stale_before`` at most, or
+        running under a live lease, with at least one in flight and no seed step
+        overdue, is left out: ``monitor_batch`` would find nothing to do for it (no
+        lease to recover, no message to re-send, no created page to queue, nothing to
+        finalise), and thousands of small batches in flight would cost a round of
+        queries each.
+        """
+        page = pages.alias("page")
+        of_batch = page.c.batch_id == batches.c.id
+        to_repair = sa.exists().where(of_batch, sa.or_(
+            page.c.status == PageStatus.CREATED,
+            sa.and_(page.c.status == PageStatus.RUNNING, page.c.lease_until < now),
+            sa.and_(page.c.status == PageStatus.QUEUED, page.c.queued_at < stale_before)))
+        in_flight = sa.exists().where(of_batch, page.c.status.in_(IN_FLIGHT_PAGES))
+        unseeded = sa.or_(batches.c.jobs_created < batches.c.total_jobs,
+                          batches.c.source_exhausted.is_(False))
+        seed_overdue = sa.and_(unseeded, sa.func.coalesce(batches.c.seeded_at,
+                                                          batches.c.created_at) < stale_before)
+        query = (sa.select(batches.c.id)
+                 .where(batches.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+                 .where(sa.or_(to_repair, sa.not_(in_flight), seed_overdue)))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def count_in_flight(self, batch_id: str) -> int:
         """Pages of the batch that are queued or running."""
@@ -255,6 +297,8 @@ class PageRepository:
         *,
         claim: ClaimRequest | None = None,
         only_if_lease_expired: bool = False,
+        finalize: bool = False,
+        has_post_batch: bool = True,
     ) -> FinishResult:
         """Commit pages' outcomes with the batch's counters, and claim the next pages.
 
@@ -262,6 +306,9 @@ class PageRepository:
         one transaction; a page already done is never counted again. With
         ``claim``, further pages are claimed (and their items read) in the same
         transaction, so a page costs a handful of statements and one commit.
+        With ``finalize``, the transaction that commits the batch's last page
+        also gives it its final status and records its webhooks
+        (``finalize_with_last_page``), unless the type ``has_post_batch``.
         """
         batch_id = outcomes[0].batch_id if outcomes else claim.like.batch_id  # type: ignore[union-attr]
         with self.engine.begin() as conn:
@@ -286,13 +333,29 @@ class PageRepository:
             claims = [_refreshed(claim, batch) for claim in claims[:allowed]]
             finished = batch["jobs_completed"] >= batch["total_jobs"]
             stopping = batch["stop_reason"] is not None
-            return FinishResult(counted=bool(counted),
-                                needs_monitor=bool(counted) and (finished or stopping),
+            final = None
+            if finalize and counted and not claims and (finished or stopping):
+                final = finalize_with_last_page(conn, batch, now, has_post_batch)
+            return FinishResult(counted=bool(counted), finalized=final,
+                                needs_monitor=bool(counted) and (finished or stopping)
+                                and final is None,
                                 next_claims=claims,
                                 unseeded=batch["jobs_created"] < batch["total_jobs"])
 
 
 # -- statements, each run inside the caller's transaction ------------------------
+
+
+def _seed_in(conn: sa.Connection, batch: Mapping[str, Any], now: datetime) -> tuple[int, bool]:
+    """One seed step of the locked ``batch``; returns (pages created, more to create)."""
+    own_pages = batch["jobs_created"] - batch["retry_jobs"]  # retry pages aside
+    specs = page_specs(batch["stage_sizes"], batch["page_size"], own_pages,
+                       batch["jobs_per_seed"])
+    insert_pages(conn, batch["id"], specs)
+    created = batch["jobs_created"] + len(specs)
+    conn.execute(sa.update(batches).where(batches.c.id == batch["id"])
+                 .values(jobs_created=created, seeded_at=now))
+    return len(specs), created < batch["total_jobs"]
 
 _CLAIMED = (pages.c.page_no, pages.c.stage, pages.c.first_pos, pages.c.item_count,
             pages.c.attempts, pages.c.item_attempt)

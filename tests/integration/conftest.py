@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +94,37 @@ def production_cluster(postgres_url: str, redis_url: str, tmp_path: Path) -> Ite
     """batchq on PostgreSQL and Redis, with no process started yet."""
     settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url,
                         broker_url=redis_url, **FAST_RECOVERY,  # type: ignore[arg-type]
+                        **LOCAL_RECEIVERS)
+    cluster = Cluster(settings, tmp_path)
+    yield cluster
+    cluster.stop()
+
+
+def _reachable_rabbitmq() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
+            return shutil.which("rabbitmqctl") is not None
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test's own (so no other run shares its queues)."""
+    require("RabbitMQ at 127.0.0.1:5672 with rabbitmqctl", _reachable_rabbitmq())
+    vhost = f"batchq_test_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*",
+                    ".*"], check=True)
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+
+
+@pytest.fixture
+def amqp_cluster(postgres_url: str, amqp_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    """batchq on PostgreSQL and RabbitMQ, with no process started yet."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url,
+                        broker_url=amqp_url, **FAST_RECOVERY,  # type: ignore[arg-type]
                         **LOCAL_RECEIVERS)
     cluster = Cluster(settings, tmp_path)
     yield cluster

@@ -43,12 +43,14 @@ def make_runtime(database_url: str, tmp_path: Path, registry: Registry) -> Itera
     """Runtimes on the test's database; each one a process with its own engine and dispatcher.
 
     One page per execute message unless ``execute_slice_seconds`` says otherwise,
-    so a test decides exactly which pages run.
+    so a test decides exactly which pages run. Every batch is seeded by a seed
+    message unless ``small_batch_pages`` says otherwise (tests/unit/test_small_batches.py).
     """
     engines = []
 
     def make(dispatcher: FakeDispatcher | None = None, **overrides: Any) -> Runtime:
-        options: dict[str, Any] = {"execute_slice_seconds": 0.0, **overrides}
+        options: dict[str, Any] = {"execute_slice_seconds": 0.0, "small_batch_pages": 0,
+                                   **overrides}
         settings = Settings(data_dir=tmp_path / "data", database_url=database_url, **options)
         engine = create_engine(database_url)
         engines.append(engine)
