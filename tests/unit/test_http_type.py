@@ -317,6 +317,8 @@ def test_a_rate_limited_batch_goes_through_the_shared_limiter(
         shared_limiter.configure(None)
     times = [request.at for request in server.requests]
     assert len(times) == 4
-    assert times[-1] - times[0] >= 3 / 20 * 0.9
+    # The limiter spaces the sends 1/20 s apart; the server's arrival times may be off by a
+    # connection's set-up on a loaded machine, so allow 50 ms. Unlimited, the four take ~5 ms.
+    assert times[-1] - times[0] >= 3 / 20 - 0.05
     state = rt.settings.data_dir.resolve() / "rate-limits" / f"http_{batch_id}.slot"
     assert json.loads(state.read_text()) > times[0]
