@@ -23,7 +23,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.domain.lifecycle import batch_threshold_reached, cancellable, runnable
+from batchq.domain.lifecycle import (
+    batch_threshold_reached,
+    cancellable,
+    runnable,
+    threshold_reason,
+)
 from batchq.domain.page_runs import ClaimRequest, FinishResult, PageClaim, PageOutcome
 from batchq.domain.paging import page_specs
 from batchq.domain.progress import WorkQueueStatus
@@ -51,7 +56,7 @@ from batchq.storage.retries import (
     retry_page_items,
     schedule_retries,
 )
-from batchq.storage.tables import batches, item_errors, items, pages
+from batchq.storage.tables import batches, item_errors, items, pages, worker_heartbeats
 from batchq.storage.throttling import StartGate
 
 
@@ -113,18 +118,21 @@ class PageRepository:
             )
             return sorted(conn.execute(statement).scalars())
 
-    def expired(self, batch_id: str, now: datetime) -> list[Row]:
-        """Running pages whose lease ran out: their worker died or hangs."""
+    def expired(self, batch_id: str, now: datetime,
+                lost_before: datetime | None = None) -> list[Row]:
+        """Running pages whose worker died or hangs: their lease ran out, or their worker's
+        heartbeat is older than ``lost_before`` (``abandoned``)."""
         query = (
             sa.select(pages)
             .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.RUNNING)
-            .where(pages.c.lease_until < now)
+            .where(abandoned(now, lost_before))
             .order_by(pages.c.page_no)
         )
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
 
-    def release_expired(self, batch_id: str, page_no: int, now: datetime) -> str | None:
+    def release_expired(self, batch_id: str, page_no: int, now: datetime,
+                        lost_before: datetime | None = None) -> str | None:
         """Put a page whose lease expired back: queued if the batch runs, else created.
 
         Returns the new page status, or None when the page was finished meanwhile.
@@ -138,7 +146,7 @@ class PageRepository:
                 conn,
                 sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.page_no == page_no)
-                .where(pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
+                .where(pages.c.status == PageStatus.RUNNING, abandoned(now, lost_before))
             )
             result = conn.execute(
                 sa.update(pages)
@@ -172,6 +180,13 @@ class PageRepository:
                 .returning(pages.c.page_no)
             )
             return sorted(conn.execute(statement).scalars())
+
+    def count_queued_before(self, queued_before: datetime) -> int:
+        """Pages of every batch queued before ``queued_before`` and not yet claimed."""
+        query = (sa.select(sa.func.count()).select_from(pages)
+                 .where(pages.c.status == PageStatus.QUEUED, pages.c.queued_at < queued_before))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def count_in_flight(self, batch_id: str) -> int:
         """Pages of the batch that are queued or running."""
@@ -244,9 +259,13 @@ class PageRepository:
             return int(result.rowcount)
 
     def finish_one(self, outcome: PageOutcome, now: datetime, *,
-                   only_if_lease_expired: bool = False) -> FinishResult:
-        """Commit one page's outcome with the batch's counters, once."""
-        return self.finish([outcome], now, only_if_lease_expired=only_if_lease_expired)
+                   only_if_lease_expired: bool = False,
+                   lost_before: datetime | None = None) -> FinishResult:
+        """Commit one page's outcome with the batch's counters, once.
+
+        With ``only_if_lease_expired``, only if the page is still ``abandoned``."""
+        return self.finish([outcome], now, only_if_lease_expired=only_if_lease_expired,
+                           lost_before=lost_before)
 
     def finish(
         self,
@@ -255,6 +274,7 @@ class PageRepository:
         *,
         claim: ClaimRequest | None = None,
         only_if_lease_expired: bool = False,
+        lost_before: datetime | None = None,
     ) -> FinishResult:
         """Commit pages' outcomes with the batch's counters, and claim the next pages.
 
@@ -265,7 +285,8 @@ class PageRepository:
         """
         batch_id = outcomes[0].batch_id if outcomes else claim.like.batch_id  # type: ignore[union-attr]
         with self.engine.begin() as conn:
-            counted = _end_pages(conn, batch_id, outcomes, now, only_if_lease_expired)
+            abandoned_only = abandoned(now, lost_before) if only_if_lease_expired else None
+            counted = _end_pages(conn, batch_id, outcomes, now, abandoned_only)
             _insert_errors(conn, batch_id, counted, now)
             clear_counted_retries(conn, batch_id, counted)
             claims = _claim_created(conn, claim, now) if claim else []
@@ -278,7 +299,7 @@ class PageRepository:
             new_retry_pages = retry_increments(counted)["new_pages"]
             schedule_retries(conn, batch_id, counted, batch["total_jobs"] - new_retry_pages, now)
             if counted and cancellable(batch) and batch_threshold_reached(batch):
-                _abort(conn, batch_id)
+                _abort(conn, batch_id, threshold_reason(batch))
                 batch["stop_reason"] = StopReason.ABORT.value
             allowed = self.gate.claimable(conn, batch, len(claims)) if runnable(batch) else 0
             if len(claims) > allowed:
@@ -293,6 +314,22 @@ class PageRepository:
 
 
 # -- statements, each run inside the caller's transaction ------------------------
+
+
+def abandoned(now: datetime, lost_before: datetime | None) -> sa.ColumnElement[bool]:
+    """A running page nobody runs any more: its lease ran out (its worker died, or hangs on
+    one item past ``item_timeout_seconds``), or its worker process's heartbeat row was last
+    renewed before ``lost_before`` (it died: found within seconds, not one lease).
+
+    A worker without a heartbeat row is judged by its lease alone.
+    """
+    expired = pages.c.lease_until < now
+    if lost_before is None:
+        return expired
+    lost = sa.select(worker_heartbeats.c.worker).where(
+        worker_heartbeats.c.worker == pages.c.worker, worker_heartbeats.c.beat_at < lost_before)
+    return sa.or_(expired, sa.exists(lost))
+
 
 _CLAIMED = (pages.c.page_no, pages.c.stage, pages.c.first_pos, pages.c.item_count,
             pages.c.attempts, pages.c.item_attempt)
@@ -400,7 +437,8 @@ def _merged_ranges(ordered: Sequence[PageClaim]) -> list[tuple[int, int, int]]:
 
 
 def _end_pages(conn: sa.Connection, batch_id: str, outcomes: Sequence[PageOutcome],
-               now: datetime, only_if_lease_expired: bool) -> list[PageOutcome]:
+               now: datetime, abandoned_only: sa.ColumnElement[bool] | None
+               ) -> list[PageOutcome]:
     """Mark the pages done, unless they already are; returns the outcomes to count."""
     if not outcomes:
         return []
@@ -415,9 +453,8 @@ def _end_pages(conn: sa.Connection, batch_id: str, outcomes: Sequence[PageOutcom
                 succeeded=succeeded, failed=failed)
         .returning(pages.c.page_no, pages.c.item_attempt)
     )
-    if only_if_lease_expired:
-        statement = statement.where(
-            pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
+    if abandoned_only is not None:
+        statement = statement.where(pages.c.status == PageStatus.RUNNING, abandoned_only)
     ended = sorted(conn.execute(statement).all())
     return [replace(by_page[page_no], item_attempt=item_attempt) for page_no, item_attempt in ended]
 
@@ -475,10 +512,10 @@ def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutc
     return None if row is None else dict(row)
 
 
-def _abort(conn: sa.Connection, batch_id: str) -> None:
-    """Too many items failed: drain the batch like a cancel."""
+def _abort(conn: sa.Connection, batch_id: str, reason: str) -> None:
+    """Too many items failed: drain the batch like a cancel, saying why."""
     conn.execute(
         sa.update(batches).where(batches.c.id == batch_id)
-        .values(stop_reason=StopReason.ABORT.value)
+        .values(stop_reason=StopReason.ABORT.value, failure_reason=reason)
     )
     unqueue_pages(conn, batch_id)
