@@ -49,6 +49,8 @@ class Settings:
     # A queued page this old is re-sent at once when the broker holds fewer messages than
     # there are such pages (it lost them: a restart), instead of after requeue_after.
     lost_message_after_seconds: float = 5.0
+    # Redis hands a message nobody acknowledged to another worker after this long.
+    broker_visibility_timeout_seconds: float = 3600.0
     max_attempts: int = 3
     # Per-tenant caps and defaults of rethrottling: a JSON object (batchq.domain.throttling).
     tenant_limits: str = ""
@@ -98,7 +100,8 @@ class Settings:
 
     def _check_recovery_settings(self) -> None:
         """Heartbeats: a worker must be able to miss a beat or two before it counts as lost."""
-        for name in ("worker_heartbeat_seconds", "lost_message_after_seconds"):
+        for name in ("worker_heartbeat_seconds", "lost_message_after_seconds",
+                     "broker_visibility_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"BATCHQ_{name.upper()} must be positive")
         if self.worker_lost_after_seconds < 3 * self.worker_heartbeat_seconds:

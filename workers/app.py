@@ -46,9 +46,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.embedded:
         config.update(_filesystem_broker(settings))
     elif settings.broker_url.startswith(("redis", "rediss")):
-        # Messages of a worker killed outright come back after this long; the monitor's
-        # lease expiry is what normally re-runs such pages much sooner.
-        config["broker_transport_options"] = {"visibility_timeout": 3600}
+        # Messages of a worker killed outright come back after this long; the monitor,
+        # which finds a dead worker by its heartbeat, re-runs such pages much sooner. A
+        # page running longer than this gets its message delivered twice: harmless, since
+        # only one claim of a queued page succeeds.
+        config["broker_transport_options"] = {
+            "visibility_timeout": settings.broker_visibility_timeout_seconds}
     return config
 
 

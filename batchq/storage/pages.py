@@ -155,6 +155,29 @@ class PageRepository:
             )
             return status.value if result.rowcount == 1 else None
 
+    def release_unfinished(self, batch_id: str, page_nos: Sequence[int], worker: str,
+                           now: datetime) -> list[int]:
+        """Hand back pages ``worker`` claimed but could not commit (the database went away
+        mid-page), as the monitor would once their lease ran out; returns those queued."""
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None:
+                return []
+            status = PageStatus.QUEUED if runnable(batch) else PageStatus.CREATED
+            mine = skip_locked(
+                conn,
+                sa.select(pages.c.page_no)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(list(page_nos)))
+                .where(pages.c.status == PageStatus.RUNNING, pages.c.worker == worker)
+            )
+            released = conn.execute(
+                sa.update(pages)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(mine))
+                .values(status=status, queued_at=now, lease_until=None, worker=None)
+                .returning(pages.c.page_no)
+            ).scalars()
+            return sorted(released) if status == PageStatus.QUEUED else []
+
     def requeue_stale(
         self, batch_id: str, queued_before: datetime, now: datetime
     ) -> list[int]:

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from batchq.domain.statuses import BatchStatus, PageStatus
 from batchq.engine.cleanup import delete_expired
+from batchq.engine.execution import run_job
 from batchq.engine.liveness import WorkerLiveness
 from batchq.engine.monitoring import monitor_all, monitor_batch
-from batchq.errors import ConfigurationError
+from batchq.errors import ConfigurationError, StorageUnavailable
 from batchq.runtime import Runtime
 from batchq.settings import Settings
 from batchq.storage.common import utcnow
@@ -163,3 +164,23 @@ def test_a_monitor_round_on_sqlite_needs_no_lock(make_runtime: MakeRuntime) -> N
     with rt.storage.single_runner("monitor") as mine, \
             rt.storage.single_runner("monitor") as also_mine:
         assert mine and also_mine
+
+
+def test_pages_a_job_could_not_commit_are_handed_back_by_the_next_job_of_the_process(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_id, page_no = _queued_page(rt)
+    finish = rt.storage.pages.finish
+
+    def database_gone(*_args: Any, **_kwargs: Any) -> Any:
+        raise StorageUnavailable("The database is unavailable; retry shortly")
+
+    monkeypatch.setattr(rt.storage.pages, "finish", database_gone)
+    with pytest.raises(StorageUnavailable):
+        run_job(rt, batch_id, page_no, "this-host:7")
+    assert _status(rt, batch_id, page_no) == PageStatus.RUNNING
+    monkeypatch.setattr(rt.storage.pages, "finish", finish)
+    run_job(rt, "another-batch", 1, "this-host:7")  # the database is back
+    assert _status(rt, batch_id, page_no) == PageStatus.QUEUED
+    assert dispatcher_of(rt).executes[-1] == (batch_id, page_no)
+    assert run_to_end(rt, batch_id)["processed_items"] == 4
