@@ -50,8 +50,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # which finds a dead worker by its heartbeat, re-runs such pages much sooner. A
         # page running longer than this gets its message delivered twice: harmless, since
         # only one claim of a queued page succeeds.
+        timeout = settings.broker_visibility_timeout_seconds
         config["broker_transport_options"] = {
-            "visibility_timeout": settings.broker_visibility_timeout_seconds}
+            "visibility_timeout": timeout,
+            # Sweep for such messages every tenth of the timeout (kombu: every 100 s).
+            "unacked_restore_interval": min(100.0, max(1.0, timeout / 10)),
+            "unacked_restore_throttle": 1,
+        }
     return config
 
 
