@@ -60,19 +60,20 @@ def _resend_before(rt: Runtime) -> datetime:
 
     Normally ``requeue_after_seconds`` ago: a page may wait that long behind other
     batches' messages. But when the broker holds fewer messages than there are pages
-    queued more than ``lost_message_after_seconds`` ago, it lost messages (a restart
-    without persistence, a flushed queue, messages its consumers dropped): those
-    pages' messages are re-sent now. Counting the broker first and the pages
-    second, a message taken meanwhile only lowers the page count. A duplicate is
-    harmless: a page is claimed once, so its second message does nothing.
+    queued, and seeds due, more than ``lost_message_after_seconds`` ago, it lost
+    messages (a restart without persistence, a flushed queue, a batch created while
+    it was down): those messages are re-sent now. Counting the broker first and the
+    database second, a message taken meanwhile only lowers the database's count. A
+    duplicate is harmless: a page is claimed once, a seed step is conditional.
     """
     now = utcnow()
     lost_before = now - timedelta(seconds=rt.settings.lost_message_after_seconds)
     held = rt.broker_backlog()
     if held is not None:
-        waiting = rt.storage.pages.count_queued_before(lost_before)
+        waiting = (rt.storage.pages.count_queued_before(lost_before)
+                   + rt.storage.batches.count_awaiting_seed(lost_before))
         if waiting > held:
-            log.warning("The broker holds %d messages but %d pages have been queued more "
+            log.warning("The broker holds %d messages but %d pages or seeds have waited more "
                         "than %g s: it lost messages; re-sending them.",
                         held, waiting, rt.settings.lost_message_after_seconds)
             return lost_before

@@ -182,6 +182,23 @@ class BatchRepository:
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
+    def count_awaiting_seed(self, seeded_before: datetime) -> int:
+        """Runnable batches with pages still to create (or a source to read) whose last
+        seed step was before ``seeded_before``: each one's seed message is in the broker,
+        or lost."""
+        last_seed = sa.func.coalesce(batches.c.seeded_at, batches.c.created_at)
+        query = (
+            sa.select(sa.func.count()).select_from(batches)
+            .where(batches.c.status.in_([BatchStatus.WAITING.value,
+                                         BatchStatus.PROCESSING.value]))
+            .where(sa.not_(batches.c.suspended), batches.c.stop_reason.is_(None),
+                   batches.c.finalizer.is_(None), last_seed < seeded_before)
+            .where(sa.or_(batches.c.jobs_created < batches.c.total_jobs,
+                          batches.c.source_exhausted.is_(False)))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def get_with_ownership(self, batch_id: str) -> tuple[dict[str, Any], Ownership] | None:
         """The batch row and what the permission rules need to know of it, or None.
 

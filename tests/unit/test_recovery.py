@@ -21,6 +21,7 @@ from batchq.storage.common import utcnow
 from batchq.storage.tables import batches, item_errors, items, pages
 
 from .support import (
+    BrokenDispatcher,
     MakeRuntime,
     create,
     deliver_seed,
@@ -184,3 +185,17 @@ def test_pages_a_job_could_not_commit_are_handed_back_by_the_next_job_of_the_pro
     assert _status(rt, batch_id, page_no) == PageStatus.QUEUED
     assert dispatcher_of(rt).executes[-1] == (batch_id, page_no)
     assert run_to_end(rt, batch_id)["processed_items"] == 4
+
+
+def test_the_seed_of_a_batch_created_while_the_broker_was_down_is_sent_in_the_next_round(
+    make_runtime: MakeRuntime,
+) -> None:
+    down = make_runtime(dispatcher=BrokenDispatcher())
+    batch_id = create(down, "echo", ok_items(4))  # its seed message could not be sent
+    rt = make_runtime()
+    with rt.storage.engine.begin() as conn:
+        conn.execute(sa.update(batches).values(
+            created_at=utcnow() - timedelta(seconds=rt.settings.lost_message_after_seconds + 1)))
+    monitor_all(rt)
+    assert dispatcher_of(rt).seeds == [batch_id]
+    assert run_to_end(rt, batch_id)["status"] == BatchStatus.COMPLETED
