@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from tests.faults.stack import Process, Stack, wait_until
 
-#: Items of the kill -9 scenario, each sleeping a millisecond: about a minute of work for
+#: Items of the kill -9 scenario, each sleeping half a millisecond: about a minute of work for
 #: the two worker machines, long enough for a dozen kills, short enough for the suite.
 KILL_ITEMS = 200_000
 
@@ -109,7 +109,7 @@ def test_kill_9_of_a_random_worker_process_every_5_s_loses_and_doubles_nothing(
 ) -> None:
     machines = len(stack.running("worker"))
     started = time.monotonic()
-    batch_id = stack.create("echo", sleeping(KILL_ITEMS, 0.001))
+    batch_id = stack.create("echo", sleeping(KILL_ITEMS, 0.0005))
     wait_for_progress(stack, batch_id, 0.05, KILL_ITEMS)
     pages_moved, machine_loss = _seconds_until_pages_move(stack, batch_id,
                                                           stack.running("worker")[0])
