@@ -26,7 +26,8 @@ def create_engine(database_url: str, **kwargs: Any) -> sa.Engine:
     if database_url.startswith("sqlite"):
         engine = _sqlite_engine(database_url, **kwargs)
     else:
-        kwargs.setdefault("pool_size", 5)
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", 5)
         engine = sa.create_engine(database_url, **kwargs)
         follow_database_clock(engine)
         if not kwargs.get("pool_pre_ping"):

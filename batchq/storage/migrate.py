@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from batchq.storage.engine import is_postgres, normalise_url
+from batchq.storage.engine import create_engine, is_postgres
 from batchq.storage.locks import lock_key
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,7 +29,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     ``release``) and every worker starting on a fresh database migrate, one after
     the other; whoever comes second finds nothing left to do.
     """
-    engine = sa.create_engine(normalise_url(database_url), poolclass=sa.pool.NullPool)
+    engine = create_engine(database_url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             if is_postgres(conn):
