@@ -29,6 +29,10 @@ class Dispatcher(Protocol):
 
     def send_deliver(self, delivery_id: str) -> None: ...
 
+    def backlog(self) -> int:
+        """How many messages the broker holds for the workers now (not yet delivered)."""
+        ...
+
 
 @dataclass
 class Runtime:
@@ -42,6 +46,14 @@ class Runtime:
     def clock(self) -> datetime:
         """The wall clock of run windows, naive UTC (``StartGate.clock``; a test may fake it)."""
         return self.storage.pages.gate.clock()
+
+    def broker_backlog(self) -> int | None:
+        """``Dispatcher.backlog``, or None when the broker cannot be asked."""
+        try:
+            return self.dispatcher.backlog()
+        except Exception as exc:
+            log.warning("Could not count the broker's messages: %s", exc)
+            return None
 
     def send(self, kind: str, batch_id: str, *args: int) -> bool:
         """Send a message, logging instead of raising when the broker is unreachable.

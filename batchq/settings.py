@@ -46,6 +46,14 @@ class Settings:
     # An item running longer loses its page's lease (the heartbeat stops), so it is re-run.
     item_timeout_seconds: float = 3600.0
     requeue_after_seconds: float = 120.0
+    # Worker processes renew a heartbeat row this often; one silent for lost_after is dead.
+    worker_heartbeat_seconds: float = 2.0
+    worker_lost_after_seconds: float = 10.0
+    # A queued page this old is re-sent at once when the broker holds fewer messages than
+    # there are such pages (it lost them: a restart), instead of after requeue_after.
+    lost_message_after_seconds: float = 5.0
+    # Redis hands a message nobody acknowledged to another worker after this long.
+    broker_visibility_timeout_seconds: float = 3600.0
     max_attempts: int = 3
     # Per-tenant caps and defaults of rethrottling: a JSON object (batchq.domain.throttling).
     tenant_limits: str = ""
@@ -93,6 +101,17 @@ class Settings:
         except ValueError as exc:
             raise ConfigurationError(f"BATCHQ_TENANT_LIMITS {exc}") from None
         self._check_push_settings()
+        self._check_recovery_settings()
+
+    def _check_recovery_settings(self) -> None:
+        """Heartbeats: a worker must be able to miss a beat or two before it counts as lost."""
+        for name in ("worker_heartbeat_seconds", "lost_message_after_seconds",
+                     "broker_visibility_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"BATCHQ_{name.upper()} must be positive")
+        if self.worker_lost_after_seconds < 3 * self.worker_heartbeat_seconds:
+            raise ConfigurationError("BATCHQ_WORKER_LOST_AFTER_SECONDS must be at least three "
+                                     "times BATCHQ_WORKER_HEARTBEAT_SECONDS")
 
     def _check_push_settings(self) -> None:
         """The egress allow-list, the live streams' and the webhooks' settings."""

@@ -239,6 +239,9 @@ class _NoBroker:
 
     def send_deliver(self, delivery_id: str) -> None: ...
 
+    def backlog(self) -> int:
+        return 0
+
 
 def prepare(settings: Settings, batch_count: int) -> tuple[str, list[str]]:
     """A migrated database with ``batch_count`` waiting batches; (a token, their ids)."""

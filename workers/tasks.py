@@ -7,42 +7,73 @@ import os
 import socket
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from batchq.engine.cleanup import delete_expired
 from batchq.engine.deliveries import deliver as deliver_webhook
 from batchq.engine.deliveries import dispatch_due
 from batchq.engine.execution import run_job
+from batchq.engine.liveness import WorkerLiveness
 from batchq.engine.monitoring import monitor_all, monitor_batch
 from batchq.engine.seeding import seed_batch
-from batchq.errors import StorageUnavailable
+from batchq.errors import BatchqError, StorageUnavailable
 from batchq.runtime import Runtime, build_runtime
 from batchq.service.processes import start_scheduled as start_scheduled_run
+from batchq.storage.engine import probe
+from batchq.storage.migrate import upgrade
 from workers.app import CeleryDispatcher, app
 
 log = logging.getLogger(__name__)
 
 _runtime: Runtime | None = None
-# A database that is briefly unreachable is retried; anything else is a bug to see.
+_liveness: WorkerLiveness | None = None
+# A database that is unreachable is retried, every few seconds at most, for as long as an
+# outage may last (a restart, a fail-over); anything else is a bug to see. A message whose
+# retries run out is re-sent by the monitor.
 _RETRY: dict[str, Any] = {
-    "autoretry_for": (StorageUnavailable,), "retry_backoff": True, "max_retries": 5,
+    "autoretry_for": (StorageUnavailable,), "retry_backoff": 1, "retry_backoff_max": 5,
+    "max_retries": 120,
 }
 
 
 def runtime() -> Runtime:
-    """This process's runtime, built on first use (after the pool forked)."""
-    global _runtime
+    """This process's runtime, built on first use (after the pool forked), with the
+    heartbeat that tells the monitor this process is alive (``batchq.engine.liveness``)."""
+    global _runtime, _liveness
     if _runtime is None:
         # No pre-ping: tasks retry on StorageUnavailable, and a ping per page is a round trip.
         _runtime = build_runtime(app.conf.batchq_settings, CeleryDispatcher(app),
                                  pool_pre_ping=False)
+    if _liveness is None:
+        liveness = WorkerLiveness(_runtime, worker_name())
+        liveness.start()  # before the first claim; raises StorageUnavailable while down
+        _liveness = liveness
     return _runtime
 
 
 @worker_process_init.connect
 def _forget_parent_runtime(**_: Any) -> None:
-    global _runtime
-    _runtime = None
+    global _runtime, _liveness
+    _runtime, _liveness = None, None
+
+
+@worker_process_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    if _liveness is not None:
+        _liveness.stop()
+
+
+@worker_init.connect
+def _check_database(**_: Any) -> None:
+    """A worker that cannot reach its database, or whose URL is wrong, says so in one
+    line and exits non-zero; on a fresh database it first migrates it (under a lock,
+    so workers starting together and ``batchq migrate`` take turns)."""
+    settings = app.conf.batchq_settings
+    try:
+        probe(settings.database_url)
+        upgrade(settings.database_url)
+    except BatchqError as exc:
+        raise SystemExit(f"batchq: cannot start the worker: {exc.message}") from None
 
 
 def worker_name() -> str:
@@ -75,13 +106,13 @@ def monitor(batch_id: str | None = None) -> None:
     if batch_id is not None:
         monitor_batch(rt, batch_id)
         return
-    monitor_all(rt)
+    monitor_all(rt)  # one runner at a time, however many beats send it
     dispatch_due(rt)
 
 
 @app.task(name="batchq.cleanup", **_RETRY)
 def cleanup() -> int:
-    """Delete batches and idempotency keys past their retention."""
+    """Delete batches and idempotency keys past their retention (one runner at a time)."""
     return delete_expired(runtime())
 
 

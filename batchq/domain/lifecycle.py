@@ -26,6 +26,13 @@ def threshold_reached(threshold: float | None, processed: int, failed: int, tota
     return failed / processed >= threshold
 
 
+def threshold_reason(batch: Mapping[str, Any]) -> str:
+    """The ``failureReason`` of a batch the failure threshold stopped (TooManyFailed)."""
+    return (f"{batch['failed_items']} of the {batch['processed_items']} items processed "
+            f"failed, reaching the failure threshold of {batch['failure_threshold']:.0%}; "
+            "the batch was stopped")
+
+
 def batch_threshold_reached(batch: Mapping[str, Any]) -> bool:
     """``threshold_reached`` with the batch's own threshold and counters."""
     return threshold_reached(batch["failure_threshold"], batch["processed_items"],

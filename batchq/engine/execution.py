@@ -22,7 +22,7 @@ from batchq.engine.heartbeat import LeaseHeartbeat
 from batchq.engine.retries import failed_item, policy_of
 from batchq.engine.seeding import queue_more_pages
 from batchq.engine.throttle import item_throttle
-from batchq.errors import BatchqError
+from batchq.errors import BatchqError, StorageUnavailable
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
 
@@ -35,12 +35,38 @@ CLAIM_SECONDS = 0.2
 MAX_PAGES_PER_CLAIM = 32
 
 
+#: Pages this process claimed but could not commit, because the database went away
+#: mid-page: the next job it runs hands them back, so they need not wait for their lease.
+_unfinished: list[PageClaim] = []
+
+
 def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     """Run page ``page_no`` and then further pages for one time slice; returns pages run.
 
     A message for a page that is not queued (done, running elsewhere, or taken
     back by a suspend or cancel) does nothing.
     """
+    hand_back_unfinished(rt, worker)
+    try:
+        return _run_job(rt, batch_id, page_no, worker)
+    except StorageUnavailable:
+        log.warning("The database went away while batch %s ran; its pages are handed back "
+                    "when it is back.", batch_id)
+        raise
+
+
+def hand_back_unfinished(rt: Runtime, worker: str) -> None:
+    """Release the pages an earlier job of this process could not commit, and re-send them."""
+    while _unfinished:
+        claim = _unfinished[0]
+        same = [c.page_no for c in _unfinished if c.batch_id == claim.batch_id]
+        for page_no in rt.storage.pages.release_unfinished(claim.batch_id, same, worker,
+                                                           utcnow()):
+            rt.send("execute", claim.batch_id, page_no)
+        _unfinished[:] = [c for c in _unfinished if c.batch_id != claim.batch_id]
+
+
+def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     deadline = time.monotonic() + rt.settings.execute_slice_seconds
     lease = timedelta(seconds=rt.settings.lease_seconds)
     now = utcnow()
@@ -51,6 +77,7 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     finalized = False
     while claims:
         started = time.monotonic()
+        _unfinished.extend(claims)  # until their outcomes are committed
         outcomes = run_pages(rt, claims, worker)
         pages_run += len(outcomes)
         now = utcnow()
@@ -60,6 +87,7 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
             request = ClaimRequest(worker, now + lease, _pages_per_claim(per_page), claims[-1])
         result = rt.storage.pages.finish(outcomes, now, claim=request, finalize=True,
                                          has_post_batch=has_post_batch)
+        del _unfinished[-len(claims):]
         if not result.counted:
             log.info("Pages %s of batch %s were already done; their results were dropped.",
                      [claim.page_no for claim in claims], batch_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from batchq.batch_types.context import BatchSummary
@@ -29,34 +29,74 @@ log = logging.getLogger(__name__)
 
 def monitor_all(rt: Runtime) -> int:
     """Monitor every active batch that needs it (``PageRepository.needing_monitor``); one
-    broken batch does not stop the others."""
-    now = utcnow()
-    stale_before = now - timedelta(seconds=rt.settings.requeue_after_seconds)
-    batch_ids = rt.storage.pages.needing_monitor(now, stale_before)
-    for batch_id in batch_ids:
-        try:
-            monitor_batch(rt, batch_id)
-        except Exception:
-            log.exception("Monitoring batch %s failed; the next round retries.", batch_id)
-    return len(batch_ids)
+    broken batch does not stop the others.
+
+    Runs on one process at a time (``single_runner``): a second beat's round, or
+    one sent while a slow round still runs, is skipped; returns -1 then.
+    """
+    with rt.storage.single_runner("monitor") as mine:
+        if not mine:
+            log.info("Another process is monitoring the active batches; skipped.")
+            return -1
+        resend_before = _resend_before(rt)
+        now = utcnow()
+        batch_ids = rt.storage.pages.needing_monitor(now, resend_before, lost_before(rt, now))
+        for batch_id in batch_ids:
+            try:
+                monitor_batch(rt, batch_id, resend_before)
+            except Exception:
+                log.exception("Monitoring batch %s failed; the next round retries.", batch_id)
+        return len(batch_ids)
 
 
-def monitor_batch(rt: Runtime, batch_id: str) -> None:
+def monitor_batch(rt: Runtime, batch_id: str, resend_before: datetime | None = None) -> None:
     """Re-run pages of dead workers, re-send lost messages, then finalise if done."""
     recover_expired_pages(rt, batch_id)
-    resend_lost_messages(rt, batch_id)
+    resend_lost_messages(rt, batch_id, resend_before)
     queue_more_pages(rt, batch_id)
     finalize_if_done(rt, batch_id)
 
 
-def recover_expired_pages(rt: Runtime, batch_id: str) -> None:
-    """A page whose lease ran out is re-queued, or given up after ``max_attempts``."""
+def _resend_before(rt: Runtime) -> datetime:
+    """Messages of pages queued before this are re-sent.
+
+    Normally ``requeue_after_seconds`` ago: a page may wait that long behind other
+    batches' messages. But when the broker holds fewer messages than there are pages
+    queued, and seeds due, more than ``lost_message_after_seconds`` ago, it lost
+    messages (a restart without persistence, a flushed queue, a batch created while
+    it was down): those messages are re-sent now. Counting the broker first and the
+    database second, a message taken meanwhile only lowers the database's count. A
+    duplicate is harmless: a page is claimed once, a seed step is conditional.
+    """
     now = utcnow()
-    for page in rt.storage.pages.expired(batch_id, now):
+    lost_before = now - timedelta(seconds=rt.settings.lost_message_after_seconds)
+    held = rt.broker_backlog()
+    if held is not None:
+        waiting = (rt.storage.pages.count_queued_before(lost_before)
+                   + rt.storage.batches.count_awaiting_seed(lost_before))
+        if waiting > held:
+            log.warning("The broker holds %d messages but %d pages or seeds have waited more "
+                        "than %g s: it lost messages; re-sending them.",
+                        held, waiting, rt.settings.lost_message_after_seconds)
+            return lost_before
+    return now - timedelta(seconds=rt.settings.requeue_after_seconds)
+
+
+def lost_before(rt: Runtime, now: datetime) -> datetime:
+    """A worker process whose heartbeat is older than this is dead."""
+    return now - timedelta(seconds=rt.settings.worker_lost_after_seconds)
+
+
+def recover_expired_pages(rt: Runtime, batch_id: str) -> None:
+    """A page of a dead worker (its heartbeat went stale, or its lease ran out) is
+    re-queued, or given up after ``max_attempts``."""
+    now = utcnow()
+    for page in rt.storage.pages.expired(batch_id, now, lost_before(rt, now)):
         if page["attempts"] >= rt.settings.max_attempts:
             give_up_page(rt, batch_id, page)
             continue
-        status = rt.storage.pages.release_expired(batch_id, page["page_no"], now)
+        status = rt.storage.pages.release_expired(batch_id, page["page_no"], now,
+                                                  lost_before(rt, now))
         if status is not None:
             log.info("Page %d of batch %s lost its worker (attempt %d); released as %s.",
                      page["page_no"], batch_id, page["attempts"], status)
@@ -70,16 +110,20 @@ def give_up_page(rt: Runtime, batch_id: str, page: Any) -> None:
     failures = [ItemFailure(page["stage"], row["pos"], row["seq"], row["key"], WORKER_LOST,
                             page["item_attempt"]) for row in rows]
     outcome = PageOutcome(batch_id, page["page_no"], 0, failures)
-    result = rt.storage.pages.finish_one(outcome, utcnow(), only_if_lease_expired=True)
+    now = utcnow()
+    result = rt.storage.pages.finish_one(outcome, now, only_if_lease_expired=True,
+                                         lost_before=lost_before(rt, now))
     if result.counted:
         log.warning("Gave up page %d of batch %s after %d attempts; %d items failed.",
                     page["page_no"], batch_id, page["attempts"], len(failures))
 
 
-def resend_lost_messages(rt: Runtime, batch_id: str) -> None:
-    """Re-send execute messages of pages queued too long, and a stalled seed."""
+def resend_lost_messages(rt: Runtime, batch_id: str, stale_before: datetime | None = None) -> None:
+    """Re-send execute messages of pages queued before ``stale_before`` (by default
+    ``requeue_after_seconds`` ago), and a seed stalled since then."""
     now = utcnow()
-    stale_before = now - timedelta(seconds=rt.settings.requeue_after_seconds)
+    if stale_before is None:
+        stale_before = now - timedelta(seconds=rt.settings.requeue_after_seconds)
     for page_no in rt.storage.pages.requeue_stale(batch_id, stale_before, now):
         log.info("Re-sending page %d of batch %s: queued since before %s.",
                  page_no, batch_id, stale_before)

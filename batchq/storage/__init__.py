@@ -10,6 +10,8 @@ domain errors here: ``StorageUnavailable`` when the database cannot be reached,
 
 from __future__ import annotations
 
+import contextlib
+
 import sqlalchemy as sa
 
 from batchq.errors import StorageUnavailable
@@ -18,12 +20,14 @@ from batchq.storage.batches import BatchRepository
 from batchq.storage.deliveries import DeliveryRepository, WebhookSecretRepository
 from batchq.storage.idempotency import IdempotencyKeyRepository
 from batchq.storage.items import ItemRepository
+from batchq.storage.locks import single_runner
 from batchq.storage.metrics import MetricsRepository
 from batchq.storage.pages import PageRepository
 from batchq.storage.result_files import ResultFileRepository
 from batchq.storage.sources import SourceRepository
 from batchq.storage.throttling import StartGate
 from batchq.storage.users import UserRepository
+from batchq.storage.workers import WorkerHeartbeatRepository
 
 
 class Storage:
@@ -42,11 +46,16 @@ class Storage:
         self.deliveries = DeliveryRepository(engine)
         self.webhook_secrets = WebhookSecretRepository(engine)
         self.activity = ActivityRepository(engine)
+        self.worker_heartbeats = WorkerHeartbeatRepository(engine)
 
     def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the database answers a query now."""
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+    def single_runner(self, name: str) -> contextlib.AbstractContextManager[bool]:
+        """``with storage.single_runner("cleanup") as mine:``: one runner at a time (``locks``)."""
+        return single_runner(self.engine, name)
 
     def dispose(self) -> None:
         """Close the pooled connections (a forked child must not share its parent's)."""

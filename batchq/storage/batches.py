@@ -71,6 +71,10 @@ CheckOriginal = Callable[[Row], None]
 FinishRetry = Callable[[list[list[int]]], Mapping[str, Any]]
 
 
+#: Rows of one table one cleanup transaction deletes, at most.
+DELETE_CHUNK_ROWS = 10_000
+
+
 class BatchRepository:
     """Batches as a whole (their pages and items have repositories of their own)."""
 
@@ -185,6 +189,23 @@ class BatchRepository:
         query = sa.select(batches.c.id).where(batches.c.status.in_(status_values(ACTIVE_STATUSES)))
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def count_awaiting_seed(self, seeded_before: datetime) -> int:
+        """Runnable batches with pages still to create (or a source to read) whose last
+        seed step was before ``seeded_before``: each one's seed message is in the broker,
+        or lost."""
+        last_seed = sa.func.coalesce(batches.c.seeded_at, batches.c.created_at)
+        query = (
+            sa.select(sa.func.count()).select_from(batches)
+            .where(batches.c.status.in_([BatchStatus.WAITING.value,
+                                         BatchStatus.PROCESSING.value]))
+            .where(sa.not_(batches.c.suspended), batches.c.stop_reason.is_(None),
+                   batches.c.finalizer.is_(None), last_seed < seeded_before)
+            .where(sa.or_(batches.c.jobs_created < batches.c.total_jobs,
+                          batches.c.source_exhausted.is_(False)))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def get_with_ownership(self, batch_id: str) -> tuple[dict[str, Any], Ownership] | None:
         """The batch row and what the permission rules need to know of it, or None.
@@ -337,21 +358,41 @@ class BatchRepository:
             return complete_in(conn, batch, status, now, condition, result=result,
                                failure_reason=failure_reason)
 
-    def delete_expired(self, now: datetime, limit: int = 100) -> list[str]:
-        """Delete finished batches past their retention, with their pages, items, errors,
-        result files and webhook deliveries."""
-        with self.engine.begin() as conn:
+    def delete_expired(self, now: datetime, limit: int = 100,
+                       chunk_rows: int = DELETE_CHUNK_ROWS) -> list[str]:
+        """Delete up to ``limit`` finished batches past their retention, with their pages,
+        items, errors, result files and webhook deliveries; returns their ids.
+
+        No transaction deletes more than about ``chunk_rows`` rows of a table, so a
+        10-million-item batch goes in a thousand short transactions rather than one
+        that holds locks and bloats the log for minutes. The batch row goes last: a
+        cleanup that dies half-way leaves an expired batch the next run finishes.
+        """
+        with self.engine.connect() as conn:
             ids = list(conn.execute(
                 sa.select(batches.c.id)
                 .where(batches.c.expires_at < now)
                 .where(batches.c.status.in_(status_values(FINAL_STATUSES)))
                 .order_by(batches.c.expires_at).limit(limit)
             ).scalars())
-            for table in (items, item_errors, item_retries, pages, result_files):
-                conn.execute(sa.delete(table).where(table.c.batch_id.in_(ids)))
-            delete_of_batches(conn, ids)
-            conn.execute(sa.delete(batches).where(batches.c.id.in_(ids)))
-            return ids
+        for batch_id in ids:
+            for table in (items, item_errors, item_retries, pages):
+                while self._delete_chunk(table, batch_id, chunk_rows):
+                    pass
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(result_files).where(result_files.c.batch_id == batch_id))
+                delete_of_batches(conn, [batch_id])
+                conn.execute(sa.delete(batches).where(batches.c.id == batch_id))
+        return ids
+
+    def _delete_chunk(self, table: sa.Table, batch_id: str, chunk_rows: int) -> int:
+        """Delete up to ``chunk_rows`` of the batch's rows of ``table``, found by its key."""
+        key = [column for column in table.primary_key.columns if column.name != "batch_id"]
+        chunk = sa.select(*key).where(table.c.batch_id == batch_id).limit(chunk_rows)
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.delete(table).where(
+                table.c.batch_id == batch_id, sa.tuple_(*key).in_(chunk)))
+            return int(result.rowcount)
 
 
 # -- helpers: each runs inside the caller's transaction, or builds a query ---------

@@ -1,5 +1,7 @@
 """What every repository shares: the clock, row types, and statements run in a caller's transaction.
 
+The clock is the database's (``batchq.storage.clock``).
+
 Lock order, which keeps batchq's transactions free of deadlocks (see
 ``batchq.storage.pages``): a worker's transaction changes page rows first and
 the batch row last; every other transaction locks the batch row first
@@ -9,22 +11,17 @@ the batch row last; every other transaction locks the batch row first
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from batchq.domain.paging import PageSpec
 from batchq.domain.statuses import BatchStatus, PageStatus
+from batchq.storage.clock import utcnow as utcnow  # re-exported: every caller reads it
 from batchq.storage.tables import batches, pages
 
 #: A row as a read-only mapping of column name to value.
 Row = Mapping[str, Any]
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the one clock every table uses."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def rows(result: sa.CursorResult[Any]) -> list[Row]:

@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from batchq.errors import StorageUnavailable
+from batchq.errors import ConfigurationError, StorageUnavailable
+from batchq.storage.clock import follow_database_clock
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ def create_engine(database_url: str, **kwargs: Any) -> sa.Engine:
     if database_url.startswith("sqlite"):
         engine = _sqlite_engine(database_url, **kwargs)
     else:
-        kwargs.setdefault("pool_size", 5)
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", 5)
         engine = sa.create_engine(database_url, **kwargs)
+        follow_database_clock(engine)
         if not kwargs.get("pool_pre_ping"):
             _ping_idle_connections(engine)
     _unavailable_as_domain_error(engine)
@@ -132,3 +135,25 @@ def safe_url(database_url: str) -> str:
 def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
     """True when the engine or connection talks to PostgreSQL."""
     return engine.dialect.name == "postgresql"
+
+
+def probe(database_url: str) -> None:
+    """Connect once: raise ``ConfigurationError`` for a URL batchq cannot use and
+    ``StorageUnavailable`` for a database it cannot reach, each with one line that says so.
+
+    A bare engine, without the error hook that logs the driver's whole text.
+    """
+    try:
+        engine = sa.create_engine(normalise_url(database_url), poolclass=sa.pool.NullPool)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
+        raise ConfigurationError(f"BATCHQ_DATABASE_URL is not a database URL batchq can use: "
+                                 f"{exc}") from None
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.DBAPIError as exc:
+        lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+        raise StorageUnavailable(f"cannot reach the database at {safe_url(database_url)}: "
+                                 f"{lines[0]}") from None
+    finally:
+        engine.dispose()

@@ -23,7 +23,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.domain.lifecycle import batch_threshold_reached, cancellable, runnable
+from batchq.domain.lifecycle import (
+    batch_threshold_reached,
+    cancellable,
+    runnable,
+    threshold_reason,
+)
 from batchq.domain.page_runs import ClaimRequest, FinishResult, PageClaim, PageOutcome
 from batchq.domain.paging import page_specs
 from batchq.domain.progress import WorkQueueStatus
@@ -53,7 +58,7 @@ from batchq.storage.retries import (
     retry_page_items,
     schedule_retries,
 )
-from batchq.storage.tables import batches, item_errors, items, pages
+from batchq.storage.tables import batches, item_errors, items, pages, worker_heartbeats
 from batchq.storage.throttling import StartGate
 
 
@@ -128,18 +133,21 @@ class PageRepository:
         )
         return sorted(conn.execute(statement).scalars())
 
-    def expired(self, batch_id: str, now: datetime) -> list[Row]:
-        """Running pages whose lease ran out: their worker died or hangs."""
+    def expired(self, batch_id: str, now: datetime,
+                lost_before: datetime | None = None) -> list[Row]:
+        """Running pages whose worker died or hangs: their lease ran out, or their worker's
+        heartbeat is older than ``lost_before`` (``abandoned``)."""
         query = (
             sa.select(pages)
             .where(pages.c.batch_id == batch_id, pages.c.status == PageStatus.RUNNING)
-            .where(pages.c.lease_until < now)
+            .where(abandoned(now, lost_before))
             .order_by(pages.c.page_no)
         )
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
 
-    def release_expired(self, batch_id: str, page_no: int, now: datetime) -> str | None:
+    def release_expired(self, batch_id: str, page_no: int, now: datetime,
+                        lost_before: datetime | None = None) -> str | None:
         """Put a page whose lease expired back: queued if the batch runs, else created.
 
         Returns the new page status, or None when the page was finished meanwhile.
@@ -153,7 +161,7 @@ class PageRepository:
                 conn,
                 sa.select(pages.c.page_no)
                 .where(pages.c.batch_id == batch_id, pages.c.page_no == page_no)
-                .where(pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
+                .where(pages.c.status == PageStatus.RUNNING, abandoned(now, lost_before))
             )
             result = conn.execute(
                 sa.update(pages)
@@ -161,6 +169,29 @@ class PageRepository:
                 .values(status=status, queued_at=now, lease_until=None, worker=None)
             )
             return status.value if result.rowcount == 1 else None
+
+    def release_unfinished(self, batch_id: str, page_nos: Sequence[int], worker: str,
+                           now: datetime) -> list[int]:
+        """Hand back pages ``worker`` claimed but could not commit (the database went away
+        mid-page), as the monitor would once their lease ran out; returns those queued."""
+        with self.engine.begin() as conn:
+            batch = lock_batch(conn, batch_id)
+            if batch is None:
+                return []
+            status = PageStatus.QUEUED if runnable(batch) else PageStatus.CREATED
+            mine = skip_locked(
+                conn,
+                sa.select(pages.c.page_no)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(list(page_nos)))
+                .where(pages.c.status == PageStatus.RUNNING, pages.c.worker == worker)
+            )
+            released = conn.execute(
+                sa.update(pages)
+                .where(pages.c.batch_id == batch_id, pages.c.page_no.in_(mine))
+                .values(status=status, queued_at=now, lease_until=None, worker=None)
+                .returning(pages.c.page_no)
+            ).scalars()
+            return sorted(released) if status == PageStatus.QUEUED else []
 
     def requeue_stale(
         self, batch_id: str, queued_before: datetime, now: datetime
@@ -188,21 +219,22 @@ class PageRepository:
             )
             return sorted(conn.execute(statement).scalars())
 
-    def needing_monitor(self, now: datetime, stale_before: datetime) -> list[str]:
+    def needing_monitor(self, now: datetime, stale_before: datetime,
+                        lost_before: datetime | None = None) -> list[str]:
         """Ids of the active batches a monitor round would change anything of, in one query.
 
         A batch whose pages are all done, or queued since ``stale_before`` at most, or
-        running under a live lease, with at least one in flight and no seed step
-        overdue, is left out: ``monitor_batch`` would find nothing to do for it (no
-        lease to recover, no message to re-send, no created page to queue, nothing to
-        finalise), and thousands of small batches in flight would cost a round of
-        queries each.
+        running under a live lease by a live worker (heartbeat since ``lost_before``),
+        with at least one in flight and no seed step overdue, is left out:
+        ``monitor_batch`` would find nothing to do for it (no lease to recover, no
+        message to re-send, no created page to queue, nothing to finalise), and
+        thousands of small batches in flight would cost a round of queries each.
         """
         page = pages.alias("page")
         of_batch = page.c.batch_id == batches.c.id
         to_repair = sa.exists().where(of_batch, sa.or_(
             page.c.status == PageStatus.CREATED,
-            sa.and_(page.c.status == PageStatus.RUNNING, page.c.lease_until < now),
+            sa.and_(page.c.status == PageStatus.RUNNING, abandoned(now, lost_before, page)),
             sa.and_(page.c.status == PageStatus.QUEUED, page.c.queued_at < stale_before)))
         in_flight = sa.exists().where(of_batch, page.c.status.in_(IN_FLIGHT_PAGES))
         unseeded = sa.or_(batches.c.jobs_created < batches.c.total_jobs,
@@ -214,6 +246,12 @@ class PageRepository:
                  .where(sa.or_(to_repair, sa.not_(in_flight), seed_overdue)))
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+    def count_queued_before(self, queued_before: datetime) -> int:
+        """Pages of every batch queued before ``queued_before`` and not yet claimed."""
+        query = (sa.select(sa.func.count()).select_from(pages)
+                 .where(pages.c.status == PageStatus.QUEUED, pages.c.queued_at < queued_before))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def count_in_flight(self, batch_id: str) -> int:
         """Pages of the batch that are queued or running."""
@@ -286,9 +324,13 @@ class PageRepository:
             return int(result.rowcount)
 
     def finish_one(self, outcome: PageOutcome, now: datetime, *,
-                   only_if_lease_expired: bool = False) -> FinishResult:
-        """Commit one page's outcome with the batch's counters, once."""
-        return self.finish([outcome], now, only_if_lease_expired=only_if_lease_expired)
+                   only_if_lease_expired: bool = False,
+                   lost_before: datetime | None = None) -> FinishResult:
+        """Commit one page's outcome with the batch's counters, once.
+
+        With ``only_if_lease_expired``, only if the page is still ``abandoned``."""
+        return self.finish([outcome], now, only_if_lease_expired=only_if_lease_expired,
+                           lost_before=lost_before)
 
     def finish(
         self,
@@ -299,6 +341,7 @@ class PageRepository:
         only_if_lease_expired: bool = False,
         finalize: bool = False,
         has_post_batch: bool = True,
+        lost_before: datetime | None = None,
     ) -> FinishResult:
         """Commit pages' outcomes with the batch's counters, and claim the next pages.
 
@@ -312,7 +355,8 @@ class PageRepository:
         """
         batch_id = outcomes[0].batch_id if outcomes else claim.like.batch_id  # type: ignore[union-attr]
         with self.engine.begin() as conn:
-            counted = _end_pages(conn, batch_id, outcomes, now, only_if_lease_expired)
+            abandoned_only = abandoned(now, lost_before) if only_if_lease_expired else None
+            counted = _end_pages(conn, batch_id, outcomes, now, abandoned_only)
             _insert_errors(conn, batch_id, counted, now)
             clear_counted_retries(conn, batch_id, counted)
             claims = _claim_created(conn, claim, now) if claim else []
@@ -325,7 +369,7 @@ class PageRepository:
             new_retry_pages = retry_increments(counted)["new_pages"]
             schedule_retries(conn, batch_id, counted, batch["total_jobs"] - new_retry_pages, now)
             if counted and cancellable(batch) and batch_threshold_reached(batch):
-                _abort(conn, batch_id)
+                _abort(conn, batch_id, threshold_reason(batch))
                 batch["stop_reason"] = StopReason.ABORT.value
             allowed = self.gate.claimable(conn, batch, len(claims)) if runnable(batch) else 0
             if len(claims) > allowed:
@@ -356,6 +400,22 @@ def _seed_in(conn: sa.Connection, batch: Mapping[str, Any], now: datetime) -> tu
     conn.execute(sa.update(batches).where(batches.c.id == batch["id"])
                  .values(jobs_created=created, seeded_at=now))
     return len(specs), created < batch["total_jobs"]
+def abandoned(now: datetime, lost_before: datetime | None,
+              page: sa.FromClause = pages) -> sa.ColumnElement[bool]:
+    """A running page nobody runs any more: its lease ran out (its worker died, or hangs on
+    one item past ``item_timeout_seconds``), or its worker process's heartbeat row was last
+    renewed before ``lost_before`` (it died: found within seconds, not one lease).
+
+    A worker without a heartbeat row is judged by its lease alone. ``page`` is the pages
+    table or an alias of it.
+    """
+    expired = page.c.lease_until < now
+    if lost_before is None:
+        return expired
+    lost = sa.select(worker_heartbeats.c.worker).where(
+        worker_heartbeats.c.worker == page.c.worker, worker_heartbeats.c.beat_at < lost_before)
+    return sa.or_(expired, sa.exists(lost))
+
 
 _CLAIMED = (pages.c.page_no, pages.c.stage, pages.c.first_pos, pages.c.item_count,
             pages.c.attempts, pages.c.item_attempt)
@@ -463,7 +523,8 @@ def _merged_ranges(ordered: Sequence[PageClaim]) -> list[tuple[int, int, int]]:
 
 
 def _end_pages(conn: sa.Connection, batch_id: str, outcomes: Sequence[PageOutcome],
-               now: datetime, only_if_lease_expired: bool) -> list[PageOutcome]:
+               now: datetime, abandoned_only: sa.ColumnElement[bool] | None
+               ) -> list[PageOutcome]:
     """Mark the pages done, unless they already are; returns the outcomes to count."""
     if not outcomes:
         return []
@@ -478,9 +539,8 @@ def _end_pages(conn: sa.Connection, batch_id: str, outcomes: Sequence[PageOutcom
                 succeeded=succeeded, failed=failed)
         .returning(pages.c.page_no, pages.c.item_attempt)
     )
-    if only_if_lease_expired:
-        statement = statement.where(
-            pages.c.status == PageStatus.RUNNING, pages.c.lease_until < now)
+    if abandoned_only is not None:
+        statement = statement.where(pages.c.status == PageStatus.RUNNING, abandoned_only)
     ended = sorted(conn.execute(statement).all())
     return [replace(by_page[page_no], item_attempt=item_attempt) for page_no, item_attempt in ended]
 
@@ -538,10 +598,10 @@ def _update_batch(conn: sa.Connection, batch_id: str, counted: Sequence[PageOutc
     return None if row is None else dict(row)
 
 
-def _abort(conn: sa.Connection, batch_id: str) -> None:
-    """Too many items failed: drain the batch like a cancel."""
+def _abort(conn: sa.Connection, batch_id: str, reason: str) -> None:
+    """Too many items failed: drain the batch like a cancel, saying why."""
     conn.execute(
         sa.update(batches).where(batches.c.id == batch_id)
-        .values(stop_reason=StopReason.ABORT.value)
+        .values(stop_reason=StopReason.ABORT.value, failure_reason=reason)
     )
     unqueue_pages(conn, batch_id)

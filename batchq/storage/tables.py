@@ -264,3 +264,14 @@ webhook_secrets = sa.Table(
     sa.Column("previous_until", sa.DateTime),
     sa.Column("rotated_at", sa.DateTime, nullable=False),
 )
+
+worker_heartbeats = sa.Table(
+    "worker_heartbeats",
+    metadata,
+    # One row per worker process, named as its pages' ``worker`` (host:pid) and renewed every
+    # few seconds while it lives; the monitor re-runs the pages of one whose row went stale.
+    sa.Column("worker", sa.String(200), primary_key=True),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("beat_at", sa.DateTime, nullable=False),
+    sa.Index(None, "beat_at"),
+)

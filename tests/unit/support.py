@@ -54,6 +54,9 @@ class FakeDispatcher:
         self.delivers.append(delivery_id)
         self.outbox.append(("deliver", (delivery_id,)))
 
+    def backlog(self) -> int:
+        return len(self.outbox)
+
     def lose_all_messages(self) -> None:
         """What a broker restarting empty does."""
         self.outbox.clear()
@@ -72,6 +75,9 @@ class BrokenDispatcher(FakeDispatcher):
         raise ConnectionError("broker down")
 
     def send_deliver(self, delivery_id: str) -> None:
+        raise ConnectionError("broker down")
+
+    def backlog(self) -> int:
         raise ConnectionError("broker down")
 
 
