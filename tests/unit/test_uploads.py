@@ -255,13 +255,31 @@ def test_a_bad_csv_header_is_a_400(client: FlaskClient, header: str, problem: st
     assert problem in response.get_json()["error"]
 
 
-def test_a_csv_stage_that_is_not_an_integer_is_refused_with_its_index(
+def test_a_csv_stage_that_is_not_a_natural_number_is_refused_with_its_index(
     client: FlaskClient,
 ) -> None:
-    body = "key,stage,v\na,1,x\nb,one,y\nc,2.5,z\nd, -3 ,w\n"
+    body = "key,stage,v\na,1,x\nb,one,y\nc,2.5,z\nd, -3 ,w\ne, 4 ,v\n"
     details = refused(upload(client, body, content_type=CSV))
     assert details["itemErrors"] == {"1": ["stage must be an integer"],
-                                     "2": ["stage must be an integer"]}
+                                     "2": ["stage must be an integer"],
+                                     "3": ["stage must be from 0 to 2147483647, not -3"]}
+
+
+def test_a_csv_column_named_payload_stays_a_payload_column(
+    client: FlaskClient, rt: Runtime,
+) -> None:
+    response = upload(client, "payload,n\nx,1\n", content_type=CSV)
+    assert response.status_code == 201, response.get_json()
+    assert stored(rt) == [("0", {"payload": "x", "n": "1"}, 0)]
+
+
+def test_an_ndjson_item_with_a_misspelt_field_is_refused_with_its_index_and_line(
+    client: FlaskClient,
+) -> None:
+    body = '{"key": "a", "payload": 1}\n{"key": "b", "paylaod": {"n": 1}}\n'
+    details = refused(upload(client, body, content_type=NDJSON))
+    assert list(details["itemErrors"]) == ["1"]
+    assert "'paylaod'" in details["itemErrors"]["1"][0]
 
 
 def test_a_csv_row_with_the_wrong_number_of_cells_is_a_400_naming_its_line(
