@@ -3,6 +3,7 @@
 A JSON body is read whole (so it is limited by ``BATCHQ_MAX_BODY_MB``); NDJSON
 and CSV bodies are the items alone, read line by line while they are inserted,
 with the batch's options in the query string. Those are limited by
+``BATCHQ_MAX_LINE_KB`` a line, ``BATCHQ_MAX_UPLOAD_MB`` in all and
 ``BATCHQ_MAX_ITEMS`` instead.
 """
 
@@ -21,13 +22,20 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.schemas.batches import BatchCreateSchema
 from api.schemas.uploads import UploadQueryDocSchema, UploadQuerySchema
-from batchq.service.upload_formats import Readable, Upload, csv_items, ndjson_items
+from api.context import runtime
+from batchq.service.upload_formats import (
+    Readable,
+    Upload,
+    UploadLimits,
+    csv_items,
+    ndjson_items,
+)
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 #: Media type -> the reader of its items; application/ndjson is NDJSON's other name.
-STREAMED: dict[str, Callable[[Readable], Upload]] = {
+STREAMED: dict[str, Callable[[Readable, UploadLimits], Upload]] = {
     NDJSON: ndjson_items, "application/ndjson": ndjson_items, CSV: csv_items,
 }
 #: After a refused upload, how much of its unread rest is read and discarded, so
@@ -42,7 +50,8 @@ REQUEST_BODY = {
         "A JSON object with the items and options; or the items alone, streamed as NDJSON "
         "(one item per line) or CSV (a header row; columns key and stage are the item's, every "
         "other column goes into its payload as text), with the options in the query string. "
-        "A JSON body is limited to BATCHQ_MAX_BODY_MB; NDJSON and CSV only by BATCHQ_MAX_ITEMS."
+        "A JSON body is limited to BATCHQ_MAX_BODY_MB; NDJSON and CSV to BATCHQ_MAX_LINE_KB a "
+        "line, BATCHQ_MAX_UPLOAD_MB in all and BATCHQ_MAX_ITEMS items."
     ),
     "content": {
         JSON: {"schema": BatchCreateSchema},
@@ -61,7 +70,7 @@ def read_create_request(parser: FlaskParser) -> dict[str, Any]:
     if media_type == JSON or (media_type.startswith("application/")
                               and media_type.endswith("+json")):
         return _json_body(parser)
-    # Bounded by BATCHQ_MAX_ITEMS instead. (None would mean "the app's MAX_CONTENT_LENGTH".)
+    # Bounded by the upload's own caps instead. (None would mean "the app's MAX_CONTENT_LENGTH".)
     request.max_content_length = sys.maxsize
     after_this_request(_drain_unread_body)  # whatever refuses the upload from here on
     reader = STREAMED.get(media_type)
@@ -70,7 +79,8 @@ def read_create_request(parser: FlaskParser) -> dict[str, Any]:
                f"not {media_type or 'none'!r}")
     options: dict[str, Any] = parser.parse(UploadQuerySchema(), request, location="query",
                                            unknown=RAISE)
-    return {**options, "items": reader(request.stream)}
+    limits = UploadLimits.from_settings(runtime().settings)
+    return {**options, "items": reader(request.stream, limits)}
 
 
 def _json_body(parser: FlaskParser) -> dict[str, Any]:

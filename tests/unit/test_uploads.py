@@ -200,14 +200,30 @@ def test_an_upload_is_not_held_to_the_json_body_limit(client: FlaskClient) -> No
     assert response.get_json()["totalItems"] == 40
 
 
-def test_a_line_longer_than_the_line_limit_is_a_400(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("content_type", [NDJSON, CSV])
+def test_a_line_longer_than_max_line_kb_is_a_400_naming_the_line(
+    make_runtime: MakeRuntime, content_type: str,
 ) -> None:
-    monkeypatch.setattr(upload_formats, "MAX_LINE_BYTES", 100)
-    assert upload(client, ndjson("x" * 50, "y" * 98)).status_code == 201
-    details = refused(upload(client, ndjson("x" * 50, "y" * 99)))
-    assert details["line"] == 2
-    assert refused(upload(client, "1\n" + "z" * 200))["line"] == 2
+    client = authenticated_client(create_app(runtime=make_runtime(max_line_kb=1)))
+    fits, over = '"' + "y" * 1022 + '"', '"' + "y" * 1023 + '"'  # 1,024 and 1,025 bytes
+    assert upload(client, f"\"v\"\n{fits}\n", content_type=content_type).status_code == 201
+    details = refused(upload(client, f"\"v\"\n{over}\n", content_type=content_type))
+    assert details["line"] == 2 and details["maxBytes"] == 1024
+    assert refused(upload(client, "1\n" + "z" * 2000, content_type=content_type))["line"] == 2
+
+
+@pytest.mark.parametrize("content_type", [NDJSON, CSV])
+def test_an_upload_larger_than_max_upload_mb_is_a_413(
+    make_runtime: MakeRuntime, content_type: str,
+) -> None:
+    rt = make_runtime(max_upload_mb=1, max_items=1_000_000)
+    client = authenticated_client(create_app(runtime=rt))
+    line = '"' + "x" * 998 + '"\n'  # 1,001 bytes
+    assert upload(client, "\"v\"\n" + line * 1000, content_type=content_type).status_code == 201
+    response = upload(client, "\"v\"\n" + line * 1100, content_type=content_type)
+    assert refused(response, 413)["maxBytes"] == 1024 * 1024
+    assert "BATCHQ_MAX_UPLOAD_MB" in response.get_json()["error"]
+    assert batch_count(rt) == 1
 
 
 def test_a_long_upload_is_read_across_many_read_blocks(
