@@ -20,9 +20,9 @@ from marshmallow import RAISE
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from api.context import runtime
 from api.schemas.batches import BatchCreateSchema
 from api.schemas.uploads import UploadQueryDocSchema, UploadQuerySchema
-from api.context import runtime
 from batchq.service.upload_formats import (
     Readable,
     Upload,

@@ -23,9 +23,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from batchq.settings import Settings
-
 from batchq.errors import InvalidBatch, UploadTooLarge
+from batchq.settings import Settings
 
 READ_BYTES = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -215,7 +214,8 @@ def _payload_columns(header: list[str]) -> list[tuple[int, str]]:
     repeated = sorted(name for name, count in Counter(header).items() if count > 1)
     if repeated:
         shown = ", ".join(repeated[:_NAMED_COLUMNS])
-        more = f" and {len(repeated) - _NAMED_COLUMNS} more" if len(repeated) > _NAMED_COLUMNS else ""
+        unnamed = len(repeated) - _NAMED_COLUMNS
+        more = f" and {unnamed} more" if unnamed > 0 else ""
         problems.append(f"columns repeat: {shown}{more}")
     if problems:
         # The answer names a bounded part of the header, however wide the header is.
