@@ -42,6 +42,11 @@ def _shown(batch_id: str) -> dict[str, Any]:
     return batch_view(control.batch_details(runtime(), batch_id))
 
 
+def created_answer(batch_id: str) -> Any:
+    """The body of a 201 for a created batch, for a retry whose first answer was lost."""
+    return BatchSchema().dump(_shown(batch_id))
+
+
 @blp.route("")
 class Batches(MethodView):
     @blp.arguments(BatchQuerySchema, location="query", unknown="raise")
@@ -57,7 +62,7 @@ class Batches(MethodView):
                         after_key=args.get("after_key"))
         return listing.list_batches(runtime(), current_caller(), _filter(args), order, window)
 
-    @idempotent(blp)
+    @idempotent(blp, created_answer)
     @blp.doc(requestBody=REQUEST_BODY, parameters=QUERY_PARAMETERS)
     @blp.response(201, BatchSchema)
     @blp.alt_response(401, description=NO_CREDENTIAL)

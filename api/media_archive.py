@@ -61,7 +61,7 @@ def tenant_of(caller: Caller, body: dict[str, Any]) -> str | None:
 
 
 @blp.route("/batches/", methods=["POST"], strict_slashes=False)
-@idempotent(blp)
+@idempotent(blp, lambda batch_id: MediaArchiveBatchSchema().dump(archive_view(batch_id)))
 @blp.doc(requestBody=REQUEST_BODY, parameters=QUERY_PARAMETERS)
 @blp.response(201, MediaArchiveBatchSchema)
 @blp.errors({400: "Refused items, with their indexes", 401: NO_CREDENTIAL,

@@ -18,6 +18,7 @@ from batchq.domain.statuses import BatchStatus
 from batchq.domain.storable import check_text, json_problem
 from batchq.errors import InvalidBatch, UnknownBatchType
 from batchq.runtime import Runtime
+from batchq.service import idempotency
 from batchq.service.run_options import UNSET, retry_policy_numbers, run_windows_of, throttle_of
 from batchq.storage.common import utcnow
 
@@ -70,7 +71,8 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
 
     with _cyclic_gc_paused():
         batch = rt.storage.batches.create(row, reader.chunks(raw_items), totals,
-                                      max_active=rt.settings.max_active_batches_per_user)
+                                          max_active=rt.settings.max_active_batches_per_user,
+                                          claim=idempotency.take_claim())
     rt.send("seed", batch_id)
     return batch
 

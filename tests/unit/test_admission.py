@@ -196,6 +196,48 @@ def test_a_view_that_raises_releases_its_key(
     assert post_with_key(client, "retry-me").status_code == 201
 
 
+def keeping_fails(*_: Any) -> None:
+    raise RuntimeError("the database went away after the commit")
+
+
+def batch_ids(rt: Runtime) -> list[str]:
+    with rt.storage.engine.connect() as conn:
+        return list(conn.execute(sa.select(batches.c.id)).scalars())
+
+
+def test_a_failure_after_the_commit_never_makes_a_second_batch(
+    client: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    assert_error(post_with_key(client, "once"), 500)
+    [first_id] = batch_ids(rt)
+    again = post_with_key(client, "once")  # answered from the batch: nothing to keep
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first_id
+    assert again.get_json() == client.get(f"/batches/{first_id}").get_json()
+    assert batch_ids(rt) == [first_id]
+    assert_error(post_with_key(client, "once", {"type": "echo", "items": [2]}), 422)
+
+
+def test_a_retry_batch_marks_its_key_in_its_creating_transaction(
+    client: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted = {"type": "echo", "items": [{"n": 1}, {"fail": "no"}], "failureThreshold": None}
+    original = client.post("/batches", json=posted).get_json()["id"]
+    run_to_end(rt, original)
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    path, body = f"/batches/{original}/retry", {"items": "failed"}
+    assert_error(client.post(path, json=body, headers={"Idempotency-Key": "r"}), 500)
+    [retry_id] = [batch_id for batch_id in batch_ids(rt) if batch_id != original]
+    monkeypatch.undo()
+    again = client.post(path, json=body, headers={"Idempotency-Key": "r"})
+    assert again.status_code == 201
+    assert again.get_json()["id"] == retry_id
+    assert again.get_json()["retryOf"] == original
+    assert sorted(batch_ids(rt)) == sorted([original, retry_id])
+
+
 def test_cleanup_deletes_keys_past_their_retention(client: FlaskClient, rt: Runtime) -> None:
     post_with_key(client, "old")
     post_with_key(client, "new")
