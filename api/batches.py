@@ -117,6 +117,7 @@ class BatchById(MethodView):
     @blp.alt_response(400, description="Nothing to change, or a value out of range or over "
                                        "the tenant's cap (BATCHQ_TENANT_LIMITS)")
     @blp.alt_response(409, description="The batch already finished")
+    @blp.alt_response(415, description="A body that is not application/json")
     def patch(self, body: dict[str, Any], batch_id: str) -> dict[str, Any]:
         """Suspend or resume, describe, rethrottle (maxItemsPerSecond, maxConcurrentJobs) or
         re-window (runWindows) a batch; a new limit holds within a second"""

@@ -110,7 +110,8 @@ def get_batch(batch_id: str) -> dict[str, Any]:
 @blp.errors({400: "Nothing to change, or a status other than Cancelling",
              401: NO_CREDENTIAL, 403: "Needs ADMIN_BACKEND_SERVICES (+ ADMIN_BATCHES for "
              "the organisation's, + ADMIN_EDIT_ALL_ORGANISATIONS for other organisations')",
-             404: NOT_YOURS, 409: "The batch already finished"})
+             404: NOT_YOURS, 409: "The batch already finished",
+             415: "A body that is not application/json"})
 def patch_batch(body: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """Partially update a batch: suspended, description, or status Cancelling"""
     listing.check_access(runtime(), current_caller(), batch_id, change=True)

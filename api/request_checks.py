@@ -20,3 +20,15 @@ def register_request_checks(app: Flask) -> None:
                 return error_body(404, f"No such resource: the {name} in the path holds the "
                                        "character U+0000 (%00)", {"field": name})
         return None
+
+    @app.before_request
+    def _refuse_a_patch_that_is_not_json() -> ResponseReturnValue | None:
+        # Every PATCH takes a JSON object; read as no fields, another body would
+        # answer "Nothing to change", which hides the client's real mistake.
+        if request.method != "PATCH" or request.routing_exception is not None:
+            return None
+        if request.is_json:
+            return None
+        return error_body(415, "A PATCH takes a JSON body: send it with Content-Type "
+                               f"application/json, not {request.mimetype or 'none'!r}",
+                          {"contentType": request.mimetype})
