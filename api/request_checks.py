@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
 
 from api.errors import error_body
@@ -10,6 +10,13 @@ from api.errors import error_body
 
 def register_request_checks(app: Flask) -> None:
     """Register the checks; call after ``register_authentication`` (a 401 comes first)."""
+
+    @app.after_request
+    def _no_sniffing(response: Response) -> Response:
+        # A download (a result file, an export) or an error is read as the type it is
+        # sent as, never sniffed into HTML a browser would run.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.before_request
     def _refuse_nul_in_path() -> ResponseReturnValue | None:

@@ -10,9 +10,10 @@ from flask import Flask, g
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.console.actions import csv_lines, neutralised
+from api.console.actions import csv_lines
 from api.console.session import COOKIE, csrf_token
 from batchq.domain.permissions import Function
+from batchq.domain.results import spreadsheet_safe as neutralised
 from batchq.runtime import Runtime
 from batchq.service.users import NewUser, create_user
 
