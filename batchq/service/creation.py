@@ -14,6 +14,7 @@ from batchq.adapters.egress import EgressPolicy, EgressRefused
 from batchq.batch_types.registry import BatchType
 from batchq.domain.items import DuplicateKeys, ItemReader
 from batchq.domain.paging import count_pages
+from batchq.domain.secret_params import split_secrets
 from batchq.domain.statuses import BatchStatus
 from batchq.domain.storable import check_text, json_problem
 from batchq.errors import InvalidBatch, UnknownBatchType
@@ -134,6 +135,7 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
     if problem is not None:
         raise InvalidBatch(f"params {problem}", {"field": "params"})
     _check_params(batch_type, params)
+    params, secret_params = split_secrets(params, batch_type.secret_params)
     if request.task_info is not None and json_problem(dict(request.task_info)) is not None:
         raise InvalidBatch(f"task fields {json_problem(dict(request.task_info))}",
                            {"field": "taskInfo"})
@@ -141,7 +143,7 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
         "id": batch_id, "type": batch_type.code, "status": BatchStatus.WAITING.value,
         "suspended": False, "tenant_id": request.tenant_id,
         "create_user_id": request.create_user_id, "description": request.description,
-        "params": params, **_options(rt, request, batch_type),
+        "params": params, "secret_params": secret_params, **_options(rt, request, batch_type),
         "callback_url": _callback_url(rt, request, batch_type),
         "task_info": None if request.task_info is None else dict(request.task_info),
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,

@@ -35,9 +35,9 @@ SELECTIONS: dict[str, tuple[str, ...]] = {
     "failed+unprocessed": (ItemStatus.FAILED.value, ItemStatus.UNPROCESSED.value),
 }
 #: The original's columns a retry batch takes over as they are.
-_KEPT = ("type", "params", "tenant_id", "page_size", "jobs_per_seed", "failure_threshold",
-         "retention_days", "retry_policy", "max_items_per_second", "max_concurrent_jobs",
-         "run_windows")
+_KEPT = ("type", "params", "secret_params", "tenant_id", "page_size", "jobs_per_seed",
+         "failure_threshold", "retention_days", "retry_policy", "max_items_per_second",
+         "max_concurrent_jobs", "run_windows")
 
 
 def retry_batch(rt: Runtime, caller: Caller, batch_id: str, selection: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -84,12 +85,12 @@ class FakeClock:
 
 
 def test_the_payload_is_posted_as_json_with_the_batch_headers(server: LocalServer) -> None:
-    send_item({"id": 7, "name": "Zoë"}, url=server.url + "/hook", headers={"X-Token": "abc"})
+    send_item({"id": 7, "name": "Zoë"}, url=server.url + "/hook", headers={"X-Trace": "abc"})
     [request] = server.requests
     assert (request.method, request.path) == ("POST", "/hook")
     assert request.json() == {"id": 7, "name": "Zoë"}
     assert request.headers["Content-Type"] == "application/json"
-    assert request.headers["X-Token"] == "abc"
+    assert request.headers["X-Trace"] == "abc"
 
 
 def test_the_method_is_the_batch_method_and_a_get_sends_no_body(server: LocalServer) -> None:
@@ -193,6 +194,34 @@ def test_the_item_errors_of_an_http_batch_are_its_answers(
     }
 
 
+SECRET = "Bearer s3cr3t-never-shown"
+
+
+def test_secret_headers_are_sent_but_never_shown_to_readers_nor_logged(
+    make_runtime: MakeRuntime, server: LocalServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rt = make_runtime()
+    client = authenticated_client(create_app(runtime=rt))
+    params = {"url": server.url + "/in", "retry_delay": 0,
+              "secret_headers": {"Authorization": SECRET}}
+    created = client.post("/batches", json={"type": "http", "items": [{"n": 1}],
+                                            "params": params})
+    assert created.status_code == 201, created.get_json()
+    batch_id = created.get_json()["id"]
+    assert created.get_json()["params"]["secret_headers"] == {"Authorization": "[secret]"}
+    run_to_end(rt, batch_id)
+    retried = client.post(f"/batches/{batch_id}/retry", json={"items": "unprocessed"})
+    [request] = server.requests
+    assert request.headers["Authorization"] == SECRET
+    shown = [client.get(path).get_data(as_text=True) for path in (
+        f"/batches/{batch_id}", "/batches", f"/batches/{batch_id}/items",
+        f"/api/v1/BatchTask/{batch_id}", f"/batches/{batch_id}/events?once=true")]
+    assert all("s3cr3t" not in text for text in shown)
+    assert "s3cr3t" not in retried.get_data(as_text=True)
+    assert all("s3cr3t" not in record.getMessage() for record in caplog.records)
+
+
 # -- the retry policy ------------------------------------------------------------
 
 
@@ -237,6 +266,9 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
     ({"url": "http://example.test/", "headers": {"X-A": "a\r\nX-B: b"}}, "headers"),
     ({"url": "http://example.test/", "headers": {"Bad Name": "a"}}, "headers"),
     ({"url": "http://example.test/", "rate_limt": 5}, "rate_limt"),
+    ({"url": "http://example.test/", "headers": {"Authorization": "Bearer x"}}, "headers"),
+    ({"url": "http://example.test/", "headers": {"X-Api-Key": "k"}}, "headers"),
+    ({"url": "http://example.test/", "secret_headers": {"A": "a\nb"}}, "secret_headers"),
 ])
 def test_bad_params_refuse_the_batch_at_creation(
     rt: Runtime, params: dict[str, Any], field: str
