@@ -24,6 +24,7 @@ until then is safe, whereas running the request again could create a second batc
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import timedelta
@@ -35,6 +36,9 @@ from batchq.storage.common import utcnow
 from batchq.storage.idempotency import CREATED, IN_PROGRESS, CreationClaim, KeptResponse
 
 MAX_KEY_LENGTH = 255
+#: The largest answer kept under a key, as JSON; past it only its start is (``keep``).
+MAX_KEPT_ANSWER_BYTES = 64 * 1024
+_KEPT_MESSAGE = 2000
 _DETAILS = {"header": "Idempotency-Key"}
 #: The claim of the request running in this context, until a batch creation takes it.
 _pending_claim: ContextVar[CreationClaim | None] = ContextVar("batchq_idempotency_claim",
@@ -91,8 +95,27 @@ def reserve(rt: Runtime, user: str, key: str) -> KeptResponse | None:
 
 def keep(rt: Runtime, user: str, key: str, request_hash: str, status_code: int,
          response: Any, batch_id: str | None) -> None:
-    """Keep the answer of the request that reserved ``key``."""
-    rt.storage.idempotency_keys.keep(user, key, request_hash, status_code, response, batch_id)
+    """Keep the answer of the request that reserved ``key``, cut to ``MAX_KEPT_ANSWER_BYTES``.
+
+    An answer over the cap is not stored whole: a key already marked with its
+    batch stays so (a retry shows the batch as it is then); any other keeps
+    its status and the start of its message.
+    """
+    keys = rt.storage.idempotency_keys
+    if len(json.dumps(response, default=str)) > MAX_KEPT_ANSWER_BYTES:
+        marked = keys.get(user, key)
+        if marked is not None and marked.status_code == CREATED:
+            return
+        response = _cut(status_code, response)
+    keys.keep(user, key, request_hash, status_code, response, batch_id)
+
+
+def _cut(status_code: int, response: Any) -> dict[str, Any]:
+    """What is kept of an answer too large to keep: its status and the start of its message."""
+    message = response.get("error") if isinstance(response, dict) else None
+    return {"status": status_code,
+            "error": str(message or "The first answer was too large to keep")[:_KEPT_MESSAGE],
+            "details": {"truncated": True}}
 
 
 def release(rt: Runtime, user: str, key: str) -> None:

@@ -238,6 +238,26 @@ def test_a_retry_batch_marks_its_key_in_its_creating_transaction(
     assert sorted(batch_ids(rt)) == sorted([original, retry_id])
 
 
+def test_an_answer_over_the_cap_is_kept_cut_and_a_created_batch_shown_whole(
+    client: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "MAX_KEPT_ANSWER_BYTES", 300)
+    refused = {"type": "echo", "items": [{"key": "k" * 400, "payload": n} for n in range(3)]}
+    first = post_with_key(client, "big-refusal", refused)
+    replayed = post_with_key(client, "big-refusal", refused)
+    assert (first.status_code, replayed.status_code) == (400, 400)
+    assert replayed.get_json()["details"] == {"truncated": True}
+    assert replayed.get_json()["error"] == first.get_json()["error"]
+    created = post_with_key(client, "big-batch")
+    again = post_with_key(client, "big-batch")
+    assert again.status_code == 201 and again.get_json()["id"] == created.get_json()["id"]
+    assert again.get_json() == client.get(f"/batches/{created.get_json()['id']}").get_json()
+    with rt.storage.engine.connect() as conn:
+        sizes = [len(json.dumps(answer)) for answer in
+                 conn.execute(sa.select(idempotency_keys.c.response)).scalars()]
+    assert max(sizes) <= 300
+
+
 def test_cleanup_deletes_keys_past_their_retention(client: FlaskClient, rt: Runtime) -> None:
     post_with_key(client, "old")
     post_with_key(client, "new")
