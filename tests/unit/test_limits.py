@@ -131,3 +131,23 @@ def test_random_bytes_on_every_body_path_are_never_a_5xx(
     response = client.open(path + query, method=method, data=body, content_type=content_type)
     assert response.status_code < 500, (method, path, content_type, body,
                                         response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(("method", "path", "body", "content_type", "status"), [
+    ("GET", "/no-such-path", None, None, 404),
+    ("PUT", "/batches", None, None, 405),
+    ("POST", "/batches/multi-tenant", b'{"a": "' + b"x" * 1_100_000 + b'"}',
+     "application/json", 413),
+    ("POST", "/batches", b'{"type": "echo", "items": [1]', "application/json", 400),
+    ("POST", "/batches", b"items", "application/pdf", 415),
+], ids=["404", "405", "413", "400", "415"])
+def test_the_servers_own_errors_are_in_the_one_json_shape(
+    client: FlaskClient, method: str, path: str, body: bytes | None,
+    content_type: str | None, status: int,
+) -> None:
+    response = client.open(path, method=method, data=body, content_type=content_type)
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    answer = response.get_json()
+    assert set(answer) == {"status", "error", "details"} and answer["status"] == status
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
