@@ -108,9 +108,10 @@ def is_kept(status_code: int) -> bool:
 
 
 def _replayed(kept: KeptResponse, created_answer: CreatedAnswer | None) -> Response:
-    if kept.status_code == idempotency.CREATED and kept.batch_id is not None \
-            and created_answer is not None:
+    if kept.status_code == idempotency.CREATED:
         # The batch was created, but its answer was never kept: show the batch as it is.
+        if created_answer is None or kept.batch_id is None:
+            raise AssertionError("only a view with created_answer marks a key CREATED")
         response = jsonify(created_answer(kept.batch_id))
         response.status_code = 201
     else:
