@@ -7,9 +7,9 @@ Each run reads one body through ``batchq.service.upload_formats`` and
 ``batchq.domain.items.ItemReader`` (as ``POST /batches`` does, without the
 database): once with the default caps (``BATCHQ_MAX_LINE_KB`` 1024,
 ``BATCHQ_MAX_UPLOAD_MB`` 2048), once with caps so large they never apply. It
-prints the best of ``--rounds`` (5) runs of each, taken in turns, and their ratio. The caps are compared once
-per 64 KB read block and once per line, so the ratio should be 1.00 within noise.
-It needs no service.
+prints the best of ``--rounds`` (5) runs of each, taken in turns, and their
+ratio. The caps are compared once per 64 KB read block and once per line, so
+the ratio should be 1.00 within noise. It needs no service.
 """
 
 from __future__ import annotations
