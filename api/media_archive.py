@@ -75,6 +75,7 @@ def create(**_: Any) -> dict[str, Any]:
     caller = current_caller()
     request = NewBatch(type=body["type"], params=body["params"],
                        tenant_id=tenant_of(caller, body), create_user_id=caller.name,
+                       url_params=body.get("url_params", frozenset()),
                        **{name: body[name] for name in _OPTIONS if name in body})
     return archive_view(create_batch(runtime(), request, body["items"])["id"])
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from flask import Response, after_this_request, request
+from flask import Response, after_this_request, current_app, request
 from flask_smorest import abort
 from marshmallow import RAISE
 from webargs.flaskparser import FlaskParser
@@ -31,6 +31,8 @@ from batchq.service.upload_formats import (
     ndjson_items,
 )
 
+#: The header an NDJSON or CSV upload sends its type's write-only params in.
+SECRET_PARAMS_HEADER = "Batchq-Secret-Params"
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
@@ -61,7 +63,13 @@ REQUEST_BODY = {
               "example": "key,stage,email\nc-1,0,ann@example.com\n"},
     },
 }
-QUERY_PARAMETERS = [{"in": "query", "schema": UploadQueryDocSchema}]
+QUERY_PARAMETERS = [
+    {"in": "query", "schema": UploadQueryDocSchema},
+    {"in": "header", "name": SECRET_PARAMS_HEADER, "required": False,
+     "schema": {"type": "string"},
+     "description": "NDJSON and CSV uploads: the type's write-only params (the http type's "
+                    "secret_headers) as the JSON text of an object, merged into params; "
+                    "refused in the query string, which access logs record"}]
 
 
 def read_create_request(parser: FlaskParser) -> dict[str, Any]:
@@ -80,7 +88,27 @@ def read_create_request(parser: FlaskParser) -> dict[str, Any]:
     options: dict[str, Any] = parser.parse(UploadQuerySchema(), request, location="query",
                                            unknown=RAISE)
     limits = UploadLimits.from_settings(runtime().settings)
-    return {**options, "items": reader(request.stream, limits)}
+    secret = _secret_params_header()
+    return {**options, "params": {**options["params"], **secret},
+            "url_params": frozenset(options["params"]), "items": reader(request.stream, limits)}
+
+
+def _secret_params_header() -> dict[str, Any]:
+    """The upload's write-only params, from ``SECRET_PARAMS_HEADER`` (JSON text of an object).
+
+    Not in the query string: a URL is written to access logs, a header is not.
+    """
+    text = request.headers.get(SECRET_PARAMS_HEADER)
+    if text is None:
+        return {}
+    try:
+        loaded = current_app.json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        _abort(400, f"{SECRET_PARAMS_HEADER} must be the JSON text of an object: {exc}")
+    if not isinstance(loaded, dict):
+        _abort(400, f'{SECRET_PARAMS_HEADER} must be the JSON text of an object, e.g. '
+               '{"secret_headers": {"Authorization": "Bearer ..."}}')
+    return loaded
 
 
 def _json_body(parser: FlaskParser) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class NewBatch:
     max_concurrent_jobs: Any = UNSET
     #: The CRM BatchTask API's fields batchq only keeps (Context, Request, ...), if any.
     task_info: Mapping[str, Any] | None = None
+    #: The fields of ``params`` that came in the request's URL (an upload's query string),
+    #: which access logs record: a write-only one among them is refused.
+    url_params: frozenset[str] = frozenset()
 
 
 def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> dict[str, Any]:
@@ -135,6 +138,7 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
     if problem is not None:
         raise InvalidBatch(f"params {problem}", {"field": "params"})
     _check_params(batch_type, params)
+    _check_no_secret_in_url(batch_type, request.url_params)
     params, secret_params = split_secrets(params, batch_type.secret_params)
     if request.task_info is not None and json_problem(dict(request.task_info)) is not None:
         raise InvalidBatch(f"task fields {json_problem(dict(request.task_info))}",
@@ -189,6 +193,16 @@ def _check_params(batch_type: BatchType, params: dict[str, Any]) -> None:
                              for name, problem in sorted(errors.items()))
         raise InvalidBatch(f"params of a {batch_type.code!r} batch are not valid: {problems}",
                            {"field": "params", "paramsErrors": errors})
+
+
+def _check_no_secret_in_url(batch_type: BatchType, url_params: frozenset[str]) -> None:
+    in_url = sorted(url_params & set(batch_type.secret_params))
+    if in_url:
+        raise InvalidBatch(
+            f"params {', '.join(in_url)} of a {batch_type.code!r} batch are write-only and "
+            "must not be sent in the URL, which access logs record: send them in the "
+            "Batchq-Secret-Params header (the JSON text of an object) or in a JSON body",
+            {"field": "params", "inUrl": in_url})
 
 
 def _problem_text(problem: Any) -> str:

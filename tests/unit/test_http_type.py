@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
@@ -220,6 +221,31 @@ def test_secret_headers_are_sent_but_never_shown_to_readers_nor_logged(
     assert all("s3cr3t" not in text for text in shown)
     assert "s3cr3t" not in retried.get_data(as_text=True)
     assert all("s3cr3t" not in record.getMessage() for record in caplog.records)
+
+
+def test_an_upload_sends_secret_params_in_a_header_never_in_its_url(
+    make_runtime: MakeRuntime, server: LocalServer,
+) -> None:
+    rt = make_runtime()
+    client = authenticated_client(create_app(runtime=rt))
+    secret = json.dumps({"secret_headers": {"Authorization": SECRET}})
+    in_url = {"url": server.url, "secret_headers": {"Authorization": SECRET}}
+    refused = client.post("/batches?" + urlencode({"type": "http", "params": json.dumps(in_url)}),
+                          data="1\n", content_type="application/x-ndjson")
+    assert refused.status_code == 400
+    assert refused.get_json()["details"]["inUrl"] == ["secret_headers"]
+    assert "Batchq-Secret-Params" in refused.get_json()["error"]
+    query = urlencode({"type": "http", "params": json.dumps({"url": server.url,
+                                                             "retry_delay": 0})})
+    created = client.post(f"/batches?{query}", data="1\n", content_type="application/x-ndjson",
+                          headers={"Batchq-Secret-Params": secret})
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["params"]["secret_headers"] == {"Authorization": "[secret]"}
+    run_to_end(rt, created.get_json()["id"])
+    assert [request.headers["Authorization"] for request in server.requests] == [SECRET]
+    bad = client.post(f"/batches?{query}", data="1\n", content_type="application/x-ndjson",
+                      headers={"Batchq-Secret-Params": "[1]"})
+    assert bad.status_code == 400
 
 
 # -- the retry policy ------------------------------------------------------------
