@@ -379,7 +379,8 @@ def test_the_openapi_document_describes_the_three_bodies_and_the_query(
     names = {parameter["name"] for parameter in post["parameters"]}
     assert names == {"type", "params", "description", "tenantId", "pageSize", "jobsPerSeed",
                      "failureThreshold", "retentionDays", "callbackUrl", "retryPolicy",
-                     "runWindows", "maxItemsPerSecond", "maxConcurrentJobs", "Idempotency-Key"}
+                     "runWindows", "maxItemsPerSecond", "maxConcurrentJobs", "Idempotency-Key",
+                     "Batchq-Secret-Params"}
     assert "415" in post["responses"]
 
 
