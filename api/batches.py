@@ -42,6 +42,11 @@ def _shown(batch_id: str) -> dict[str, Any]:
     return batch_view(control.batch_details(runtime(), batch_id))
 
 
+def created_answer(batch_id: str) -> Any:
+    """The body of a 201 for a created batch, for a retry whose first answer was lost."""
+    return BatchSchema().dump(_shown(batch_id))
+
+
 @blp.route("")
 class Batches(MethodView):
     @blp.arguments(BatchQuerySchema, location="query", unknown="raise")
@@ -57,7 +62,7 @@ class Batches(MethodView):
                         after_key=args.get("after_key"))
         return listing.list_batches(runtime(), current_caller(), _filter(args), order, window)
 
-    @idempotent(blp)
+    @idempotent(blp, created_answer)
     @blp.doc(requestBody=REQUEST_BODY, parameters=QUERY_PARAMETERS)
     @blp.response(201, BatchSchema)
     @blp.alt_response(401, description=NO_CREDENTIAL)
@@ -78,7 +83,8 @@ class Batches(MethodView):
                     "max_items_per_second", "max_concurrent_jobs") if name in body}
         tenant = tenant_of_new_batch(caller, body.get("tenant_id"), "tenant_id" in body)
         request = NewBatch(type=body["type"], params=body["params"], tenant_id=tenant,
-                           create_user_id=caller.name, **options)
+                           create_user_id=caller.name,
+                           url_params=body.get("url_params", frozenset()), **options)
         batch = create_batch(rt, request, body["items"])
         return _shown(batch["id"])
 
@@ -112,6 +118,7 @@ class BatchById(MethodView):
     @blp.alt_response(400, description="Nothing to change, or a value out of range or over "
                                        "the tenant's cap (BATCHQ_TENANT_LIMITS)")
     @blp.alt_response(409, description="The batch already finished")
+    @blp.alt_response(415, description="A body that is not application/json")
     def patch(self, body: dict[str, Any], batch_id: str) -> dict[str, Any]:
         """Suspend or resume, describe, rethrottle (maxItemsPerSecond, maxConcurrentJobs) or
         re-window (runWindows) a batch; a new limit holds within a second"""

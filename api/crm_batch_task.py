@@ -136,7 +136,7 @@ def _form_fields(form: Mapping[str, str]) -> dict[str, Any]:
     if "ParameterObject" in fields_:
         try:
             fields_["ParameterObject"] = json.loads(fields_["ParameterObject"])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise InvalidRequest("ParameterObject must be JSON text in a form body") from None
     return fields_
 

@@ -23,6 +23,7 @@ from batchq import errors
 STATUS_CODES: dict[type[errors.BatchqError], int] = {
     errors.InvalidRequest: 400,
     errors.TooManyItems: 413,
+    errors.UploadTooLarge: 413,
     errors.IdempotencyKeyReused: 422,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,

@@ -37,8 +37,19 @@ HEADER_DOC = {
 }
 
 
-def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a POST view of ``blp`` (above its flask-smorest decorators) and document it."""
+#: The answer to a retry whose batch was created but whose answer was not kept: the
+#: created batch's body as the view dumps it, from its id.
+CreatedAnswer = Callable[[str], Any]
+
+
+def idempotent(blp: Blueprint, created_answer: CreatedAnswer | None = None,
+               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a POST view of ``blp`` (above its flask-smorest decorators) and document it.
+
+    A view that creates one batch passes ``created_answer``: its key is then
+    marked in the transaction creating the batch, and a retry after a failure
+    past that commit answers 201 with ``created_answer(batch_id)``.
+    """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -46,7 +57,7 @@ def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., A
             key = request.headers.get(HEADER)
             if key is None:
                 return view(*args, **kwargs)
-            return _run_once(key, lambda: view(*args, **kwargs))
+            return _run_once(key, lambda: view(*args, **kwargs), created_answer)
 
         # flask-smorest's doc() replaces a list rather than extending it: keep the view's.
         documented_before = getattr(view, "_apidoc", {}).get("manual_doc", {})
@@ -60,16 +71,22 @@ def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., A
     return decorate
 
 
-def _run_once(key: str, view: Callable[[], Any]) -> Response:
+def _run_once(key: str, view: Callable[[], Any], created_answer: CreatedAnswer | None,
+              ) -> Response:
     """Run ``view`` once per key: reserve the key, or answer what it already holds."""
     idempotency.check_key(key)
     rt, user = runtime(), current_caller().name
     hasher = _hash_body_as_read()
     kept = idempotency.reserve(rt, user, key)
     if kept is not None:
-        return _replayed(idempotency.replay(kept, key, hasher.finish()))
+        return _replayed(idempotency.replay(kept, key, hasher.finish()), created_answer)
+    claim = idempotency.CreationClaim(user, key, hasher.finish)
     try:
-        response = _response_of(view)
+        if created_answer is None:
+            response = _response_of(view)
+        else:
+            with idempotency.creating_under(claim):
+                response = _response_of(view)
         if is_kept(response.status_code):
             body = response.get_json(silent=True)
             batch_id = body.get("id") if isinstance(body, dict) else None
@@ -77,7 +94,8 @@ def _run_once(key: str, view: Callable[[], Any]) -> Response:
                              batch_id if isinstance(batch_id, str) else None)
             return response
     except BaseException:
-        # Whatever broke (the view, or keeping its answer), a retry must run the request again.
+        # Whatever broke (the view, or keeping its answer), a retry must run the request
+        # again, unless the batch was created: then its key is marked and not released.
         idempotency.release(rt, user, key)
         raise
     idempotency.release(rt, user, key)
@@ -89,9 +107,16 @@ def is_kept(status_code: int) -> bool:
     return 200 <= status_code < 500 and status_code not in _NOT_KEPT
 
 
-def _replayed(kept: KeptResponse) -> Response:
-    response = jsonify(kept.response)
-    response.status_code = kept.status_code
+def _replayed(kept: KeptResponse, created_answer: CreatedAnswer | None) -> Response:
+    if kept.status_code == idempotency.CREATED:
+        # The batch was created, but its answer was never kept: show the batch as it is.
+        if created_answer is None or kept.batch_id is None:
+            raise AssertionError("only a view with created_answer marks a key CREATED")
+        response = jsonify(created_answer(kept.batch_id))
+        response.status_code = 201
+    else:
+        response = jsonify(kept.response)
+        response.status_code = kept.status_code
     response.headers[REPLAYED_HEADER] = "true"
     return response
 

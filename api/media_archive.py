@@ -61,7 +61,7 @@ def tenant_of(caller: Caller, body: dict[str, Any]) -> str | None:
 
 
 @blp.route("/batches/", methods=["POST"], strict_slashes=False)
-@idempotent(blp)
+@idempotent(blp, lambda batch_id: MediaArchiveBatchSchema().dump(archive_view(batch_id)))
 @blp.doc(requestBody=REQUEST_BODY, parameters=QUERY_PARAMETERS)
 @blp.response(201, MediaArchiveBatchSchema)
 @blp.errors({400: "Refused items, with their indexes", 401: NO_CREDENTIAL,
@@ -75,6 +75,7 @@ def create(**_: Any) -> dict[str, Any]:
     caller = current_caller()
     request = NewBatch(type=body["type"], params=body["params"],
                        tenant_id=tenant_of(caller, body), create_user_id=caller.name,
+                       url_params=body.get("url_params", frozenset()),
                        **{name: body[name] for name in _OPTIONS if name in body})
     return archive_view(create_batch(runtime(), request, body["items"])["id"])
 
@@ -110,7 +111,8 @@ def get_batch(batch_id: str) -> dict[str, Any]:
 @blp.errors({400: "Nothing to change, or a status other than Cancelling",
              401: NO_CREDENTIAL, 403: "Needs ADMIN_BACKEND_SERVICES (+ ADMIN_BATCHES for "
              "the organisation's, + ADMIN_EDIT_ALL_ORGANISATIONS for other organisations')",
-             404: NOT_YOURS, 409: "The batch already finished"})
+             404: NOT_YOURS, 409: "The batch already finished",
+             415: "A body that is not application/json"})
 def patch_batch(body: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """Partially update a batch: suspended, description, or status Cancelling"""
     listing.check_access(runtime(), current_caller(), batch_id, change=True)

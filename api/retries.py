@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.batches import created_answer
 from api.blueprint import Blueprint
 from api.context import current_caller, runtime
 from api.errors import TOO_MANY_ACTIVE
@@ -20,7 +21,7 @@ blp = Blueprint("retries", __name__, url_prefix="/batches",
 
 
 @blp.route("/<batch_id>/retry", methods=["POST"])
-@idempotent(blp)
+@idempotent(blp, created_answer)
 @blp.arguments(RetryRequestSchema)
 @blp.response(201, BatchSchema)
 @blp.alt_response(400, description="items is not failed, unprocessed or failed+unprocessed")

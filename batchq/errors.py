@@ -37,6 +37,10 @@ class TooManyItems(InvalidBatch):
     """The batch exceeds the configured maximum number of items."""
 
 
+class UploadTooLarge(InvalidRequest):
+    """A request body is larger than its configured byte cap."""
+
+
 class InvalidUser(InvalidRequest):
     """The request to create a user breaks a rule (a taken name, an unknown function)."""
 

@@ -27,7 +27,11 @@ class Settings:
     failure_threshold: float | None = 0.20
     retention_days: int = 30
     max_items: int = 1_000_000
-    max_body_mb: int = 512
+    # Byte caps: a JSON body (parsed whole), each line of an NDJSON or CSV upload (one
+    # item), a whole streamed upload. bench/upload_caps.py: they cost nothing.
+    max_body_mb: int = 32
+    max_line_kb: int = 1024
+    max_upload_mb: int = 2048
     # Admission: active batches one user may have (0: no limit); Idempotency-Key lifetime.
     max_active_batches_per_user: int = 100
     idempotency_key_retention_hours: float = 24.0
@@ -86,7 +90,8 @@ class Settings:
             object.__setattr__(self, "database_url", url)
         if not self.broker_url:
             object.__setattr__(self, "broker_url", "filesystem://")
-        for name in ("page_size", "jobs_per_seed", "max_items", "max_queued_jobs", "max_attempts"):
+        for name in ("page_size", "jobs_per_seed", "max_items", "max_queued_jobs", "max_attempts",
+                     "max_body_mb", "max_line_kb", "max_upload_mb"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"BATCHQ_{name.upper()} must be at least 1")
         if self.small_batch_pages < 0:

@@ -29,12 +29,12 @@ from api.console.blueprint import bp
 from api.context import current_caller, runtime
 from api.errors import status_code_of
 from batchq.domain.item_outcomes import ItemStatus
+from batchq.domain.results import spreadsheet_safe
 from batchq.errors import BatchqError, InvalidRequest
 from batchq.service import console, control, listing
 from batchq.service.results import result_file_of
 
 #: Cells a spreadsheet would read as a formula start with one of these (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_COLUMNS = ("key", "stage", "status", "error", "payload")
 #: What the batch's page says after an action (the action redirects with ``?notice=``).
 NOTICES = {"suspended": "The batch is suspended: no new page starts until you resume it.",
@@ -140,15 +140,10 @@ def csv_lines(items: Iterable[Mapping[str, Any]]) -> Iterator[str]:
 
 def _line(cells: Iterable[Any]) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow([neutralised(cell) for cell in cells])
+    csv.writer(out).writerow([spreadsheet_safe(cell) for cell in cells])
     return out.getvalue()
 
 
-def neutralised(cell: Any) -> str:
-    """``cell`` as text a spreadsheet shows rather than evaluates: a leading ``'`` before
-    ``= + - @``, tab or carriage return."""
-    text = "" if cell is None else str(cell)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 @bp.route("/console/batches/<batch_id>/result-file")

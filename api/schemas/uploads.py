@@ -22,7 +22,7 @@ class JSONObjectText(fields.Field):
                      **kwargs: Any) -> dict[str, Any]:
         try:
             loaded = current_app.json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ValidationError(f"must be the JSON text of an object: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ValidationError("must be the JSON text of an object, e.g. {\"a\": 1}")
@@ -39,7 +39,7 @@ class JSONText(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         try:
             loaded = current_app.json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ValidationError(f"must be JSON text: {exc}") from exc
         return self.inner.deserialize(loaded)
 

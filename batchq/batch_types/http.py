@@ -56,6 +56,8 @@ class HttpParams:
     url: str
     method: str = "POST"
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Sent like ``headers``, but write-only: readers of the batch see them masked.
+    secret_headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 10.0
     max_retries: int = 3
     retry_delay: float = 0.5
@@ -68,14 +70,34 @@ def _header_value(value: str) -> None:
         raise ValidationError("A header value must not contain CR, LF or NUL.")
 
 
+#: Headers that carry credentials: refused in ``headers``, which every reader of the
+#: batch sees; they belong in the write-only ``secret_headers``.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_CREDENTIAL_WORDS = ("token", "secret", "api-key", "apikey", "password")
+
+
+def _not_a_credential(name: str) -> None:
+    lowered = name.lower()
+    if lowered in CREDENTIAL_HEADERS or any(word in lowered for word in _CREDENTIAL_WORDS):
+        raise ValidationError(f"{name} carries a credential, which every reader of the batch "
+                              "would see here: send it in secret_headers (write-only).")
+
+
+_HEADER_NAME = validate.Regexp(_TOKEN, error="Not a valid header name.")
+
+
 class HttpParamsSchema(Schema):
     """``params`` of an ``http`` batch; unknown fields are refused (a typo is not ignored)."""
 
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     method = fields.Str(load_default="POST", validate=validate.OneOf(METHODS))
-    headers = fields.Dict(
-        keys=fields.Str(validate=validate.Regexp(_TOKEN, error="Not a valid header name.")),
-        values=fields.Str(validate=_header_value), load_default=dict)
+    headers = fields.Dict(keys=fields.Str(validate=[_HEADER_NAME, _not_a_credential]),
+                          values=fields.Str(validate=_header_value), load_default=dict)
+    secret_headers = fields.Dict(
+        keys=fields.Str(validate=_HEADER_NAME), values=fields.Str(validate=_header_value),
+        load_default=dict, metadata={
+            "description": "Headers sent like headers (an Authorization, an API key), but "
+                           "write-only: stored apart, shown to readers as [secret]"})
     timeout = fields.Float(load_default=10.0,
                            validate=validate.Range(min=0, max=300, min_inclusive=False))
     max_retries = fields.Int(load_default=3, strict=True, validate=validate.Range(min=0, max=10))
@@ -134,6 +156,7 @@ def build_request(params: HttpParams, payload: Any) -> urllib.request.Request:
         data = json.dumps(payload, separators=(",", ":")).encode()
         headers["Content-Type"] = "application/json"
     headers.update(params.headers)  # the batch's headers win, Content-Type included
+    headers.update(params.secret_headers)
     return urllib.request.Request(params.url, data=data, headers=headers, method=params.method)
 
 
@@ -257,6 +280,7 @@ def send_with_retries(request: urllib.request.Request, timeout: float, policy: R
     name="HTTP",
     description="Sends each item's payload as JSON to params.url; non-2xx answers fail the item.",
     params_schema=HttpParamsSchema(),
+    secret_params=("secret_headers",),
     page_size=20,
 )
 def http_item(payload: Any, ctx: ItemContext) -> None:

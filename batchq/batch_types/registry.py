@@ -40,6 +40,9 @@ class BatchType:
     item_schema: Schema | None = None
     #: Validates the batch's ``params`` at creation; a batch whose params fail it is refused.
     params_schema: Schema | None = None
+    #: Top-level fields of ``params`` that are write-only: stored apart, shown masked
+    #: (``batchq.domain.secret_params``).
+    secret_params: tuple[str, ...] = ()
     page_size: int | None = None
     jobs_per_seed: int | None = None
     failure_threshold: float | None = field(default=_UNSET)

@@ -16,6 +16,7 @@ from types import FrameType
 import click
 
 from batchq.cli import user_commands
+from batchq.cli.data_folder import existing_database_settings, remember_data_folder
 from batchq.cli.user_commands import one_line_errors, user_repository
 from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
@@ -38,6 +39,7 @@ def migrate() -> None:
     """Create or upgrade the database schema."""
     settings = _settings()
     upgrade(settings.database_url)
+    remember_data_folder(settings)
     click.echo(f"Database is up to date: {safe_url(settings.database_url)}")
 
 
@@ -54,6 +56,7 @@ def up(concurrency: int | None, port: int | None) -> None:
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
+    remember_data_folder(settings)
     _first_admin(settings)
     commands = process_commands(settings, concurrency or settings.worker_concurrency,
                                 port or settings.port)
@@ -111,9 +114,10 @@ _TENANT = click.option("--tenant", default=None,
 
 @webhook_secret.command("show")
 @_TENANT
+@one_line_errors
 def webhook_secret_show(tenant: str | None) -> None:
     """Print the secrets that sign the tenant's webhooks now, newest first (creating one)."""
-    settings = _settings()
+    settings = existing_database_settings()
     engine = create_engine(settings.database_url)
     try:
         for secret in current_secrets(WebhookSecretRepository(engine), tenant):
@@ -124,9 +128,10 @@ def webhook_secret_show(tenant: str | None) -> None:
 
 @webhook_secret.command("rotate")
 @_TENANT
+@one_line_errors
 def webhook_secret_rotate(tenant: str | None) -> None:
     """Give the tenant a new secret and print it; the old one signs too for a while."""
-    settings = _settings()
+    settings = existing_database_settings()
     engine = create_engine(settings.database_url)
     try:
         secret = rotate_secret(WebhookSecretRepository(engine), tenant,

@@ -1,6 +1,7 @@
 """Items as they arrive: their two accepted shapes, the checks each passes, their numbering.
 
-An item is ``{"key", "payload", "stage"?}`` or a bare payload keyed by its index.
+An item is ``{"key"?, "payload", "stage"?}`` or a bare payload keyed by its index
+(``split_item`` says which is which).
 Items are numbered ``pos = 0..n-1`` within their stage (so pages are arithmetic,
 ``batchq.domain.paging``) and ``seq`` in input order. ``ItemReader`` does this
 chunk by chunk, holding one chunk, the first refusals and a counter per stage:
@@ -28,7 +29,8 @@ MAX_REPORTED_ITEM_ERRORS = 100
 #: which every seed step reads, so their number must stay small whatever the item count.
 MAX_STAGES = 1000
 _ITEM_FIELDS = frozenset({"key", "payload", "stage"})
-MIN_STAGE, MAX_STAGE = -(2**31), 2**31 - 1  # items.stage and pages.stage are 32-bit Integers
+#: Stages run in ascending order from 0; items.stage and pages.stage are 32-bit Integers.
+MIN_STAGE, MAX_STAGE = 0, 2**31 - 1
 
 
 
@@ -147,6 +149,9 @@ class ItemReader:
                 {"maxItems": self.max_items},
             )
         key, payload, stage = split_item(raw, seq)
+        if key is _NOT_AN_ITEM:
+            self._refuse(seq, [shape_problem(raw)])
+            return None
         if stage is None:
             stage = 0 if self.rules.stage_of is None else self._stage_of(payload)
         messages = self._check(key, payload, stage)
@@ -226,8 +231,36 @@ class ItemReader:
         return [[stage, count] for stage, count in sorted(self.next_pos.items())]
 
 
+#: The key ``split_item`` gives an object that is item-shaped but not a valid item.
+_NOT_AN_ITEM: Any = object()
+
+
 def split_item(raw: Any, seq: int) -> tuple[Any, Any, Any]:
-    """(key, payload, stage) of an item written in either accepted form."""
-    if isinstance(raw, dict) and "payload" in raw and raw.keys() <= _ITEM_FIELDS:
-        return raw.get("key", str(seq)), raw["payload"], raw.get("stage")
+    """(key, payload, stage) of an item written in either accepted form.
+
+    The rule: an object with any of the fields ``key``, ``payload`` or ``stage``
+    is an item object, which must have ``payload`` and no other field; anything
+    else is a bare payload. So a misspelt field (``paylaod``) is refused rather
+    than turning the whole object into a payload. A bare payload with one of
+    those fields is sent wrapped: ``{"payload": {...}}``. An item object that
+    breaks the rule gets ``_NOT_AN_ITEM`` as its key (``shape_problem`` says why).
+    """
+    if isinstance(raw, dict) and ("payload" in raw or "key" in raw or "stage" in raw):
+        if "payload" in raw and raw.keys() <= _ITEM_FIELDS:
+            return raw.get("key", str(seq)), raw["payload"], raw.get("stage")
+        return _NOT_AN_ITEM, None, None
     return str(seq), raw, None
+
+
+def shape_problem(raw: Mapping[str, Any]) -> str:
+    """Why an item object (one with key, payload or stage) is not a valid item."""
+    unknown = sorted(str(name) for name in raw if name not in _ITEM_FIELDS)
+    problems = []
+    if unknown:
+        shown = ", ".join(repr(name) for name in unknown[:10])
+        problems.append(f"unknown field{'s' if len(unknown) > 1 else ''} {shown}")
+    if "payload" not in raw:
+        problems.append("no payload field")
+    return (f"an item object (one with key, payload or stage) has {' and '.join(problems)}; "
+            "it takes only key, payload and stage (wrap a bare payload that has such a "
+            'field as {"payload": ...})')

@@ -13,6 +13,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+#: How a CSV cell that a spreadsheet evaluates as a formula starts (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> str:
+    """``cell`` as text a spreadsheet shows rather than evaluates: a leading ``'`` before
+    ``= + - @``, tab or carriage return (OWASP's advice against CSV injection)."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 @dataclass(frozen=True)
 class ResultFile:
@@ -25,11 +35,13 @@ class ResultFile:
     @classmethod
     def csv(cls, filename: str, header: Sequence[str],
             rows: Iterable[Sequence[Any]]) -> ResultFile:
-        """A UTF-8 CSV file of ``header`` and ``rows``."""
+        """A UTF-8 CSV file of ``header`` and ``rows``; text a spreadsheet would run is
+        neutralised (``spreadsheet_safe``), numbers stay numbers."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow([spreadsheet_safe(name) for name in header])
+        writer.writerows([spreadsheet_safe(cell) if isinstance(cell, str) else cell
+                          for cell in row] for row in rows)
         return cls(filename, buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8")
 
 

@@ -19,6 +19,15 @@ NUL_TEXT = "the character U+0000, which the database cannot store"
 NUL_PHRASE = f"holds {NUL_TEXT}"
 SURROGATE_TEXT = "a lone UTF-16 surrogate (\\ud800 to \\udfff), which is not Unicode text"
 NAN_PHRASE = "holds NaN or Infinity, which are not JSON"
+#: The deepest nesting of arrays and objects a stored JSON value may have. A bound of
+#: its own, not Python's recursion limit: deep values cost every later reader
+#: (serialising, the console) a stack frame per level, and the limit would differ
+#: with the depth of the stack that checks.
+MAX_JSON_DEPTH = 64
+#: The longest key of a JSON object in a stored value, in characters.
+MAX_JSON_KEY_CHARS = 1000
+DEPTH_PHRASE = f"is nested deeper than {MAX_JSON_DEPTH} arrays or objects"
+KEY_PHRASE = f"holds a key longer than {MAX_JSON_KEY_CHARS} characters"
 
 
 def check_text(field: str, value: str | None) -> None:
@@ -47,7 +56,8 @@ def json_problem(value: Any) -> str | None:
     """Why ``value`` cannot be stored as PostgreSQL json, as a phrase ("holds ..."), or None.
 
     Refused: NaN and Infinity (``json.dumps`` writes the non-JSON tokens NaN and
-    Infinity), U+0000 in a string or key, and values that are not JSON at all.
+    Infinity), U+0000 in a string or key, keys longer than ``MAX_JSON_KEY_CHARS``,
+    nesting deeper than ``MAX_JSON_DEPTH``, and values that are not JSON at all.
 
     Cost: this walks the value in Python, and it runs for every item of batches
     of millions of items. Creation does not serialise payloads (the store does,
@@ -60,12 +70,12 @@ def json_problem(value: Any) -> str | None:
     would replace this walk at no extra cost.
     """
     try:
-        return _json_problem(value)
-    except RecursionError:
-        return "is nested too deeply"
+        return _json_problem(value, 1)
+    except RecursionError:  # a stack nearly used up before the walk; MAX_JSON_DEPTH is far less
+        return DEPTH_PHRASE
 
 
-def _json_problem(value: Any) -> str | None:
+def _json_problem(value: Any, depth: int) -> str | None:
     # Exact-type tests first, and scalar members checked in the loops without a call:
     # the walk runs for every item, so the common JSON shapes take the shortest path.
     kind = type(value)
@@ -75,19 +85,24 @@ def _json_problem(value: Any) -> str | None:
         return None
     if kind is float:
         return None if math.isfinite(value) else NAN_PHRASE
+    if depth > MAX_JSON_DEPTH and isinstance(value, _NESTING):
+        return DEPTH_PHRASE
     if kind is dict:
         for key in value:
-            if type(key) is not str or NUL in key:
+            if type(key) is not str or NUL in key or len(key) > MAX_JSON_KEY_CHARS:
                 problem = _key_problem(key)
                 if problem is not None:
                     return problem
-        return _members_problem(value.values())
+        return _members_problem(value.values(), depth)
     if kind is list:
-        return _members_problem(value)
-    return _unusual_problem(value)
+        return _members_problem(value, depth)
+    return _unusual_problem(value, depth)
 
 
-def _members_problem(members: Iterable[Any]) -> str | None:
+_NESTING = (dict, list, tuple)
+
+
+def _members_problem(members: Iterable[Any], depth: int) -> str | None:
     """The first problem among a container's members; strings and numbers need no call."""
     for member in members:
         kind = type(member)
@@ -95,13 +110,13 @@ def _members_problem(members: Iterable[Any]) -> str | None:
             if NUL in member:
                 return NUL_PHRASE
         elif kind is not int and kind is not bool and member is not None:
-            problem = _json_problem(member)
+            problem = _json_problem(member, depth + 1)
             if problem is not None:
                 return problem
     return None
 
 
-def _unusual_problem(value: Any) -> str | None:
+def _unusual_problem(value: Any, depth: int) -> str | None:
     # What json.dumps also accepts: subclasses of str, int, float, dict and list, and tuples.
     if isinstance(value, str):
         return NUL_PHRASE if NUL in value else None
@@ -110,15 +125,17 @@ def _unusual_problem(value: Any) -> str | None:
     if isinstance(value, float):
         return None if math.isfinite(value) else NAN_PHRASE
     if isinstance(value, dict):
-        return _json_problem(dict(value))
+        return _json_problem(dict(value), depth)
     if isinstance(value, (list, tuple)):
-        return _json_problem(list(value))
+        return _json_problem(list(value), depth)
     return f"holds a {type(value).__name__}, which is not JSON"
 
 
 def _key_problem(key: Any) -> str | None:
     if isinstance(key, str):
-        return f"holds a key with {NUL_TEXT}" if NUL in key else None
+        if NUL in key:
+            return f"holds a key with {NUL_TEXT}"
+        return KEY_PHRASE if len(key) > MAX_JSON_KEY_CHARS else None
     if key is None or isinstance(key, (int, float)):
         return None  # json.dumps writes these keys as strings
     return f"holds a key of type {type(key).__name__}, which is not JSON"

@@ -16,6 +16,7 @@ from typing import Any
 from batchq.batch_types.context import BatchSummary
 from batchq.domain.page_runs import ItemFailure, PageOutcome
 from batchq.domain.results import ResultFile, result_file_problem, split_post_batch_return
+from batchq.domain.secret_params import run_params
 from batchq.domain.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
 from batchq.domain.storable import json_problem
 from batchq.engine.deliveries import send_deliveries
@@ -193,7 +194,7 @@ def _run_post_batch(rt: Runtime, batch: Any, post_batch: Any) -> BatchStatus | N
     if not rt.storage.batches.claim_finalizer(batch["id"], token, utcnow()):
         return None
     batch_id = batch["id"]
-    summary = BatchSummary(batch_id, batch["type"], batch["params"] or {},
+    summary = BatchSummary(batch_id, batch["type"], run_params(batch),
                            batch["total_items"], batch["processed_items"], batch["failed_items"],
                            read_errors=lambda: rt.storage.items.iter_errors(batch_id))
     try:

@@ -22,6 +22,7 @@ from typing import Any
 from batchq.batch_types.context import SourceChunk
 from batchq.batch_types.registry import BatchType
 from batchq.domain.items import source_item_rows
+from batchq.domain.secret_params import run_params
 from batchq.domain.storable import json_problem
 from batchq.errors import BatchqError
 from batchq.runtime import Runtime
@@ -88,7 +89,7 @@ def _read_chunk(rt: Runtime, batch: Row) -> tuple[list[dict[str, Any]], Any]:
     assert batch_type.source is not None
     limit = chunk_limit(batch["page_size"], batch["jobs_per_seed"])
     try:
-        chunk = batch_type.source(batch["params"] or {}, batch["source_cursor"], limit)
+        chunk = batch_type.source(run_params(batch), batch["source_cursor"], limit)
     except Exception as exc:
         log.info("The source of batch %s raised %r at cursor %r.", batch["id"], exc,
                  batch["source_cursor"])

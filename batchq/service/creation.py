@@ -14,10 +14,12 @@ from batchq.adapters.egress import EgressPolicy, EgressRefused
 from batchq.batch_types.registry import BatchType
 from batchq.domain.items import DuplicateKeys, ItemReader
 from batchq.domain.paging import count_pages
+from batchq.domain.secret_params import split_secrets
 from batchq.domain.statuses import BatchStatus
 from batchq.domain.storable import check_text, json_problem
 from batchq.errors import InvalidBatch, UnknownBatchType
 from batchq.runtime import Runtime
+from batchq.service import idempotency
 from batchq.service.run_options import UNSET, retry_policy_numbers, run_windows_of, throttle_of
 from batchq.storage.common import utcnow
 
@@ -48,6 +50,9 @@ class NewBatch:
     max_concurrent_jobs: Any = UNSET
     #: The CRM BatchTask API's fields batchq only keeps (Context, Request, ...), if any.
     task_info: Mapping[str, Any] | None = None
+    #: The fields of ``params`` that came in the request's URL (an upload's query string),
+    #: which access logs record: a write-only one among them is refused.
+    url_params: frozenset[str] = frozenset()
 
 
 def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> dict[str, Any]:
@@ -72,7 +77,7 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
     with _cyclic_gc_paused():
         batch = rt.storage.batches.create(row, reader.chunks(raw_items), totals,
                                           max_active=rt.settings.max_active_batches_per_user,
-                                          then=start)
+                                          then=start, claim=idempotency.take_claim())
     start.send(batch_id)
     return batch
 
@@ -163,6 +168,8 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
     if problem is not None:
         raise InvalidBatch(f"params {problem}", {"field": "params"})
     _check_params(batch_type, params)
+    _check_no_secret_in_url(batch_type, request.url_params)
+    params, secret_params = split_secrets(params, batch_type.secret_params)
     if request.task_info is not None and json_problem(dict(request.task_info)) is not None:
         raise InvalidBatch(f"task fields {json_problem(dict(request.task_info))}",
                            {"field": "taskInfo"})
@@ -170,7 +177,7 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
         "id": batch_id, "type": batch_type.code, "status": BatchStatus.WAITING.value,
         "suspended": False, "tenant_id": request.tenant_id,
         "create_user_id": request.create_user_id, "description": request.description,
-        "params": params, **_options(rt, request, batch_type),
+        "params": params, "secret_params": secret_params, **_options(rt, request, batch_type),
         "callback_url": _callback_url(rt, request, batch_type),
         "task_info": None if request.task_info is None else dict(request.task_info),
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,
@@ -216,6 +223,16 @@ def _check_params(batch_type: BatchType, params: dict[str, Any]) -> None:
                              for name, problem in sorted(errors.items()))
         raise InvalidBatch(f"params of a {batch_type.code!r} batch are not valid: {problems}",
                            {"field": "params", "paramsErrors": errors})
+
+
+def _check_no_secret_in_url(batch_type: BatchType, url_params: frozenset[str]) -> None:
+    in_url = sorted(url_params & set(batch_type.secret_params))
+    if in_url:
+        raise InvalidBatch(
+            f"params {', '.join(in_url)} of a {batch_type.code!r} batch are write-only and "
+            "must not be sent in the URL, which access logs record: send them in the "
+            "Batchq-Secret-Params header (the JSON text of an object) or in a JSON body",
+            {"field": "params", "inUrl": in_url})
 
 
 def _problem_text(problem: Any) -> str:

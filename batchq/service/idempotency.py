@@ -9,25 +9,60 @@ when the answer is one a retry may change. Keys expire after
 ``BATCHQ_IDEMPOTENCY_KEY_RETENTION_HOURS``; the cleanup task deletes them, and
 an expired key is treated as new even before then.
 
-A request that dies with its process (kill -9 mid-request) leaves its key in
-progress until the key expires: refusing retries until then is safe, whereas
-running the request again could create a second batch.
+A request that creates a batch (``creating_under``) marks its key with the
+batch in the very transaction that creates it: once the batch exists, the key
+names it, so a failure after the commit (keeping the answer, sending the
+seed, the process dying) can never lead a retry to create a second batch; the
+retry answers the batch instead (``replay`` then says which). Keys that create
+no batch keep the answer after the request.
+
+A request that dies with its process (kill -9 mid-request) before its batch is
+committed leaves its key in progress until the key expires: refusing retries
+until then is safe, whereas running the request again could create a second batch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
 from batchq.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidIdempotencyKey
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
-from batchq.storage.idempotency import IN_PROGRESS, KeptResponse
+from batchq.storage.idempotency import CREATED, IN_PROGRESS, CreationClaim, KeptResponse
 
 MAX_KEY_LENGTH = 255
+#: The largest answer kept under a key, as JSON; past it only its start is (``keep``).
+MAX_KEPT_ANSWER_BYTES = 64 * 1024
+_KEPT_MESSAGE = 2000
 _DETAILS = {"header": "Idempotency-Key"}
+#: The claim of the request running in this context, until a batch creation takes it.
+_pending_claim: ContextVar[CreationClaim | None] = ContextVar("batchq_idempotency_claim",
+                                                               default=None)
 
-__all__ = ["MAX_KEY_LENGTH", "KeptResponse", "check_key", "keep", "release", "replay", "reserve"]
+__all__ = ["CREATED", "MAX_KEY_LENGTH", "CreationClaim", "KeptResponse", "check_key",
+           "creating_under", "keep", "release", "replay", "reserve", "take_claim"]
+
+
+@contextlib.contextmanager
+def creating_under(claim: CreationClaim) -> Iterator[None]:
+    """Run a request that creates one batch: the batch it creates marks ``claim``'s key."""
+    token = _pending_claim.set(claim)
+    try:
+        yield
+    finally:
+        _pending_claim.reset(token)
+
+
+def take_claim() -> CreationClaim | None:
+    """The claim for the batch about to be created, if its request has one; taken once."""
+    claim = _pending_claim.get()
+    _pending_claim.set(None)
+    return claim
 
 
 def check_key(key: str) -> None:
@@ -60,8 +95,27 @@ def reserve(rt: Runtime, user: str, key: str) -> KeptResponse | None:
 
 def keep(rt: Runtime, user: str, key: str, request_hash: str, status_code: int,
          response: Any, batch_id: str | None) -> None:
-    """Keep the answer of the request that reserved ``key``."""
-    rt.storage.idempotency_keys.keep(user, key, request_hash, status_code, response, batch_id)
+    """Keep the answer of the request that reserved ``key``, cut to ``MAX_KEPT_ANSWER_BYTES``.
+
+    An answer over the cap is not stored whole: a key already marked with its
+    batch stays so (a retry shows the batch as it is then); any other keeps
+    its status and the start of its message.
+    """
+    keys = rt.storage.idempotency_keys
+    if len(json.dumps(response, default=str)) > MAX_KEPT_ANSWER_BYTES:
+        marked = keys.get(user, key)
+        if marked is not None and marked.status_code == CREATED:
+            return
+        response = _cut(status_code, response)
+    keys.keep(user, key, request_hash, status_code, response, batch_id)
+
+
+def _cut(status_code: int, response: Any) -> dict[str, Any]:
+    """What is kept of an answer too large to keep: its status and the start of its message."""
+    message = response.get("error") if isinstance(response, dict) else None
+    return {"status": status_code,
+            "error": str(message or "The first answer was too large to keep")[:_KEPT_MESSAGE],
+            "details": {"truncated": True}}
 
 
 def release(rt: Runtime, user: str, key: str) -> None:

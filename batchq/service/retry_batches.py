@@ -24,6 +24,7 @@ from batchq.domain.permissions import Caller, tenant_of_new_batch
 from batchq.domain.statuses import FINAL_STATUSES, BatchStatus
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.runtime import Runtime
+from batchq.service import idempotency
 from batchq.service.listing import check_access
 from batchq.storage.common import Row, utcnow
 
@@ -34,9 +35,9 @@ SELECTIONS: dict[str, tuple[str, ...]] = {
     "failed+unprocessed": (ItemStatus.FAILED.value, ItemStatus.UNPROCESSED.value),
 }
 #: The original's columns a retry batch takes over as they are.
-_KEPT = ("type", "params", "tenant_id", "page_size", "jobs_per_seed", "failure_threshold",
-         "retention_days", "retry_policy", "max_items_per_second", "max_concurrent_jobs",
-         "run_windows")
+_KEPT = ("type", "params", "secret_params", "tenant_id", "page_size", "jobs_per_seed",
+         "failure_threshold", "retention_days", "retry_policy", "max_items_per_second",
+         "max_concurrent_jobs", "run_windows")
 
 
 def retry_batch(rt: Runtime, caller: Caller, batch_id: str, selection: str,
@@ -57,7 +58,7 @@ def retry_batch(rt: Runtime, caller: Caller, batch_id: str, selection: str,
         row, SELECTIONS[selection], lambda locked: _check_retryable(locked, selection),
         lambda sizes: {"stage_sizes": sizes, "total_items": sum(c for _s, c in sizes),
                        "total_jobs": count_pages(sizes, row["page_size"])},
-        max_active=rt.settings.max_active_batches_per_user)
+        max_active=rt.settings.max_active_batches_per_user, claim=idempotency.take_claim())
     if created is None:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     rt.send("seed", created["id"])

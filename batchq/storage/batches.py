@@ -29,6 +29,7 @@ from batchq.storage.common import Row, first_row, lock_batch, rows, status_value
 from batchq.storage.deliveries import delete_of_batches
 from batchq.storage.engine import is_postgres
 from batchq.storage.finalizing import complete_in
+from batchq.storage.idempotency import CreationClaim, mark_created
 from batchq.storage.items import duplicate_keys, insert_items
 from batchq.storage.retry_selection import copy_retried_items
 from batchq.storage.tables import (
@@ -85,14 +86,16 @@ class BatchRepository:
 
     def create(self, row: Mapping[str, Any], item_chunks: Iterable[list[dict[str, Any]]],
                finish: FinishCreation, max_active: int = 0,
-               then: AfterInsert | None = None) -> dict[str, Any]:
+               then: AfterInsert | None = None,
+               claim: CreationClaim | None = None) -> dict[str, Any]:
         """Insert the items chunk by chunk, then the batch row, in one transaction.
 
         ``max_active`` is the creator's quota of active batches (0: none),
         checked first, under a lock on the creator (``_count_active_of``).
         A second active run of one batch process raises ``UniqueViolation``.
-        ``then`` runs last in the same transaction, with the new row (a small
-        batch's first pages, ``PageRepository.start_in_creation``).
+        ``then`` runs in the same transaction, with the new row (a small
+        batch's first pages, ``PageRepository.start_in_creation``), and
+        ``claim``'s idempotency key is marked with the batch in it too.
         """
         try:
             with self.engine.begin() as conn:
@@ -103,14 +106,16 @@ class BatchRepository:
                 full = _insert_batch(conn, {**row, **finish(duplicate_keys(conn, row["id"]))})
                 if then is not None:
                     then(conn, full)
+                if claim is not None:
+                    mark_created(conn, claim, row["id"])
         except sa.exc.IntegrityError as exc:
             raise UniqueViolation(f"batch {row['id']} repeats a unique value",
                                   _constraint_of(exc)) from exc
         return full
 
     def create_retry(self, row: Mapping[str, Any], selection: Sequence[str],
-                     check: CheckOriginal, finish: FinishRetry,
-                     max_active: int = 0) -> dict[str, Any] | None:
+                     check: CheckOriginal, finish: FinishRetry, max_active: int = 0,
+                     claim: CreationClaim | None = None) -> dict[str, Any] | None:
         """Create the retry batch ``row`` of ``row["retry_of"]``; None if that batch is gone.
 
         The original's items in ``selection`` (``failed``, ``unprocessed``) are
@@ -130,8 +135,11 @@ class BatchRepository:
             sizes = conn.execute(
                 sa.select(items.c.stage, sa.func.count()).where(items.c.batch_id == row["id"])
                 .group_by(items.c.stage).order_by(items.c.stage)).all()
-            return _insert_batch(
+            created = _insert_batch(
                 conn, {**row, **finish([[int(stage), int(count)] for stage, count in sizes])})
+            if claim is not None:
+                mark_created(conn, claim, row["id"])
+            return created
 
     # -- reading --------------------------------------------------------------
 

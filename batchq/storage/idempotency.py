@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,9 @@ from batchq.storage.tables import idempotency_keys
 
 #: The ``status_code`` of a reserved key whose request is still running.
 IN_PROGRESS = 0
+#: The ``status_code`` of a key whose batch is committed but whose answer is not kept
+#: (yet, or ever: the process may have failed after the commit); ``batch_id`` names it.
+CREATED = 1
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,30 @@ class KeptResponse:
     status_code: int
     response: Any
     created_at: datetime
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CreationClaim:
+    """A reserved key whose request creates a batch: marked in the transaction creating it.
+
+    So the key names its batch exactly when the batch exists, whatever fails
+    after the commit; ``request_hash`` is called in that transaction, once the
+    body has been read.
+    """
+
+    user: str
+    key: str
+    request_hash: Callable[[], str]
+
+
+def mark_created(conn: sa.Connection, claim: CreationClaim, batch_id: str) -> None:
+    """In the creating transaction: the reserved key of ``claim`` now names ``batch_id``."""
+    conn.execute(
+        sa.update(idempotency_keys)
+        .where(idempotency_keys.c.user_name == claim.user, idempotency_keys.c.key == claim.key)
+        .where(idempotency_keys.c.status_code == IN_PROGRESS)
+        .values(request_hash=claim.request_hash(), status_code=CREATED, batch_id=batch_id))
 
 
 class IdempotencyKeyRepository:
@@ -51,7 +79,7 @@ class IdempotencyKeyRepository:
         if row is None:
             return None
         return KeptResponse(row["request_hash"], row["status_code"], row["response"],
-                            row["created_at"])
+                            row["created_at"], row["batch_id"])
 
     def keep(self, user: str, key: str, request_hash: str, status_code: int,
              response: Any, batch_id: str | None) -> None:

@@ -32,6 +32,7 @@ from batchq.domain.lifecycle import (
 from batchq.domain.page_runs import ClaimRequest, FinishResult, PageClaim, PageOutcome
 from batchq.domain.paging import page_specs
 from batchq.domain.progress import WorkQueueStatus
+from batchq.domain.secret_params import run_params
 from batchq.domain.statuses import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -455,7 +456,7 @@ def _claim(batch: Mapping[str, Any], claimed: sa.Row[Any]) -> PageClaim:
     return PageClaim(
         batch_id=batch["id"], page_no=claimed.page_no, stage=claimed.stage,
         first_pos=claimed.first_pos, item_count=claimed.item_count, attempt=claimed.attempts,
-        type=batch["type"], params=batch["params"] or {},
+        type=batch["type"], params=run_params(batch),
         staged=len(batch["stage_sizes"]) > 1, item_attempt=claimed.item_attempt,
         retry_policy=batch["retry_policy"], max_items_per_second=batch["max_items_per_second"],
     )

@@ -27,6 +27,8 @@ batches = sa.Table(
     sa.Column("create_user_id", sa.String(200)),
     sa.Column("description", sa.Text),
     sa.Column("params", sa.JSON, nullable=False),
+    # The values of the type's write-only params (batchq.domain.secret_params): never shown.
+    sa.Column("secret_params", sa.JSON),
     sa.Column("total_items", sa.BigInteger, nullable=False, default=0),
     sa.Column("processed_items", sa.BigInteger, nullable=False, default=0),
     sa.Column("failed_items", sa.BigInteger, nullable=False, default=0),

@@ -67,3 +67,23 @@ def test_concurrent_reposts_with_one_key_create_one_batch(app: Flask) -> None:
     assert all("in progress" in r.get_json()["error"] for r in responses if r.status_code == 409)
     assert count(app, batches) == 1
     assert count(app, idempotency_keys) == 1
+
+
+def test_a_failure_after_the_commit_is_answered_by_the_first_batch_on_postgresql(
+    app: Flask, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from batchq.service import idempotency
+
+    def keeping_fails(*_: object) -> None:
+        raise RuntimeError("the connection broke after the commit")
+
+    token = create_user(app.extensions["batchq"].storage.users, NewUser("once"))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "exactly-once"}
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    assert client.post("/batches", json=ECHO, headers=headers).status_code == 500
+    monkeypatch.undo()
+    again = client.post("/batches", json=ECHO, headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    with app.extensions["batchq"].storage.engine.connect() as conn:
+        assert list(conn.execute(sa.select(batches.c.id)).scalars()) == [again.get_json()["id"]]

@@ -196,6 +196,68 @@ def test_a_view_that_raises_releases_its_key(
     assert post_with_key(client, "retry-me").status_code == 201
 
 
+def keeping_fails(*_: Any) -> None:
+    raise RuntimeError("the database went away after the commit")
+
+
+def batch_ids(rt: Runtime) -> list[str]:
+    with rt.storage.engine.connect() as conn:
+        return list(conn.execute(sa.select(batches.c.id)).scalars())
+
+
+def test_a_failure_after_the_commit_never_makes_a_second_batch(
+    client: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    assert_error(post_with_key(client, "once"), 500)
+    [first_id] = batch_ids(rt)
+    again = post_with_key(client, "once")  # answered from the batch: nothing to keep
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first_id
+    assert again.get_json() == client.get(f"/batches/{first_id}").get_json()
+    assert batch_ids(rt) == [first_id]
+    assert_error(post_with_key(client, "once", {"type": "echo", "items": [2]}), 422)
+
+
+def test_a_retry_batch_marks_its_key_in_its_creating_transaction(
+    client: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted = {"type": "echo", "items": [{"n": 1}, {"fail": "no"}], "failureThreshold": None}
+    original = client.post("/batches", json=posted).get_json()["id"]
+    run_to_end(rt, original)
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    path, body = f"/batches/{original}/retry", {"items": "failed"}
+    assert_error(client.post(path, json=body, headers={"Idempotency-Key": "r"}), 500)
+    [retry_id] = [batch_id for batch_id in batch_ids(rt) if batch_id != original]
+    monkeypatch.undo()
+    again = client.post(path, json=body, headers={"Idempotency-Key": "r"})
+    assert again.status_code == 201
+    assert again.get_json()["id"] == retry_id
+    assert again.get_json()["retryOf"] == original
+    assert sorted(batch_ids(rt)) == sorted([original, retry_id])
+
+
+def test_an_answer_over_the_cap_is_kept_cut_and_a_created_batch_shown_whole(
+    client: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "MAX_KEPT_ANSWER_BYTES", 300)
+    refused = {"type": "echo", "items": [{"key": "k" * 400, "payload": n} for n in range(3)]}
+    first = post_with_key(client, "big-refusal", refused)
+    replayed = post_with_key(client, "big-refusal", refused)
+    assert (first.status_code, replayed.status_code) == (400, 400)
+    assert replayed.get_json()["details"] == {"truncated": True}
+    assert replayed.get_json()["error"] == first.get_json()["error"]
+    created = post_with_key(client, "big-batch")
+    again = post_with_key(client, "big-batch")
+    assert again.status_code == 201 and again.get_json()["id"] == created.get_json()["id"]
+    assert again.get_json() == client.get(f"/batches/{created.get_json()['id']}").get_json()
+    with rt.storage.engine.connect() as conn:
+        sizes = [len(json.dumps(answer)) for answer in
+                 conn.execute(sa.select(idempotency_keys.c.response)).scalars()]
+    assert max(sizes) <= 300
+
+
 def test_cleanup_deletes_keys_past_their_retention(client: FlaskClient, rt: Runtime) -> None:
     post_with_key(client, "old")
     post_with_key(client, "new")

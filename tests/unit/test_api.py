@@ -195,6 +195,18 @@ def test_a_patch_without_a_valid_change_is_a_400(client: FlaskClient, body: Any)
     assert_error(client.patch(f"/batches/{batch_id}", json=body), 400)
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_patch_without_a_json_content_type_is_a_415(
+    client: FlaskClient, rt: Runtime, content_type: str | None,
+) -> None:
+    batch_id = client.post("/batches", json={"type": "echo", "items": [1]}).get_json()["id"]
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = client.patch(f"/batches/{batch_id}", data='{"description": "x"}', headers=headers)
+    assert_error(response, 415)
+    assert "application/json" in response.get_json()["error"]
+    assert client.get(f"/batches/{batch_id}").get_json()["description"] is None
+
+
 def test_patch_suspended_of_a_finished_batch_is_a_409(client: FlaskClient, rt: Runtime) -> None:
     batch_id = post_batch(client).get_json()["id"]
     run_to_end(rt, batch_id)

@@ -270,6 +270,14 @@ def test_the_progress_bar_is_labelled_with_the_real_status(tmp_path: Path) -> No
 # -- user commands, on the database ---------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def own_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where ``batchq up`` notes its data folder: the test's own, not the user's."""
+    state = tmp_path / "state-home"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A folder where ``batchq up`` ran: ./batchq-data/batchq.db, migrated."""
@@ -315,6 +323,28 @@ def test_user_commands_never_create_a_database(tmp_path: Path) -> None:
         one_line_failure(in_folder(tmp_path, *args), "No batchq database found")
     one_line_failure(in_folder(tmp_path, "user", "ls", env={"BATCHQ_DATA_DIR": "elsewhere"}),
                      "No batchq database in")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_user_commands_find_the_database_migrate_made_from_any_folder(
+    tmp_path: Path, own_state_home: Path,
+) -> None:
+    server_folder, elsewhere = tmp_path / "server", tmp_path / "elsewhere"
+    server_folder.mkdir()
+    elsewhere.mkdir()
+    assert in_folder(server_folder, "migrate").exit_code == 0
+    added = in_folder(elsewhere, "user", "add", "ann")
+    assert added.exit_code == 0, added.output
+    assert in_folder(elsewhere, "user", "ls").output.split()[5] == "ann"
+    assert sorted(path.name for path in elsewhere.iterdir()) == []
+    (server_folder / "batchq-data" / "batchq.db").unlink()  # gone: never made anew
+    one_line_failure(in_folder(elsewhere, "user", "ls"), "No batchq database found")
+    assert not (server_folder / "batchq-data" / "batchq.db").exists()
+
+
+def test_webhook_secret_commands_never_create_a_database(tmp_path: Path) -> None:
+    for args in (["webhook-secret", "show"], ["webhook-secret", "rotate", "--tenant", "a"]):
+        one_line_failure(in_folder(tmp_path, *args), "No batchq database found")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,9 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.console.actions import csv_lines, neutralised
+from api.console.actions import csv_lines
 from api.console.session import COOKIE, csrf_token
 from batchq.domain.permissions import Function
+from batchq.domain.results import spreadsheet_safe as neutralised
 from batchq.runtime import Runtime
 from batchq.service.users import NewUser, create_user
 

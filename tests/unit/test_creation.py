@@ -65,13 +65,39 @@ def test_item_objects_keep_their_key_payload_and_stage(rt: Runtime) -> None:
     ]
 
 
-def test_an_object_with_other_fields_than_key_payload_and_stage_is_a_bare_payload(
+@pytest.mark.parametrize(("item", "named"), [
+    ({"key": "a", "paylaod": {"n": 1}}, ["'paylaod'", "no payload"]),
+    ({"key": "x", "payload": 1, "note": "mine"}, ["'note'"]),
+    ({"stage": 1, "n": 2}, ["'n'", "no payload"]),
+    ({"key": "only"}, ["no payload"]),
+], ids=["misspelt-payload", "extra-field", "stage-without-payload", "key-alone"])
+def test_an_item_object_with_unknown_fields_is_refused_naming_its_index_and_fields(
+    rt: Runtime, item: dict[str, Any], named: list[str],
+) -> None:
+    with pytest.raises(InvalidBatch) as refused:
+        create(rt, "echo", [{"key": "fine", "payload": 1}, item])
+    [message] = refused.value.details["itemErrors"]["1"]
+    assert all(part in message for part in named), message
+    assert list(refused.value.details["itemErrors"]) == ["1"]
+    assert_nothing_stored(rt)
+
+
+def test_a_bare_payload_without_item_fields_stays_a_payload_and_a_wrapped_one_too(
     rt: Runtime,
 ) -> None:
-    create(rt, "echo", [{"key": "x", "payload": 1, "note": "mine"}])
+    create(rt, "echo", [{"note": "mine"}, {"payload": {"key": "k", "stage": "text"}}])
     assert [(row["key"], row["payload"]) for row in stored_items(rt)] == [
-        ("0", {"key": "x", "payload": 1, "note": "mine"}),
+        ("0", {"note": "mine"}), ("1", {"key": "k", "stage": "text"}),
     ]
+
+
+@pytest.mark.parametrize("stage", [-1, -(2**31)])
+def test_a_negative_stage_is_refused_naming_the_item_and_the_field(rt: Runtime, stage: int) -> None:
+    with pytest.raises(InvalidBatch) as refused:
+        create(rt, "echo", [{"key": "a", "payload": 1, "stage": stage}])
+    assert refused.value.details["itemErrors"]["0"] == [
+        f"stage must be from 0 to {MAX_STAGE}, not {stage}"]
+    assert_nothing_stored(rt)
 
 
 def test_a_new_batch_waits_with_its_totals_and_its_seed_is_sent(rt: Runtime) -> None:

@@ -141,6 +141,26 @@ def test_the_http_type_checks_every_redirect_it_follows(server: LocalServer) -> 
     assert "169.254.169.254 is a link-local address" in failed.value.message
 
 
+def test_a_redirect_to_a_name_is_checked_after_resolving_it(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The third hop names a host whose DNS answer is private: refused, never connected."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def internal_name(host: str, *args: Any, **kwargs: Any) -> Any:
+        return real_getaddrinfo("10.0.0.1" if host == "intranet.test" else host, *args,
+                                **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", internal_name)
+    server.answer(Reply(302, "", {"Location": "/hop-2"}),
+                  Reply(302, "", {"Location": "http://intranet.test/admin"}))
+    with pytest.raises(urllib.error.URLError) as refused:
+        LOOPBACK_ALLOWED.opener(follow_redirects=True).open(server.url + "/hop-1", timeout=5)
+    assert isinstance(refused.value.reason, EgressRefused)
+    assert "intranet.test: 10.0.0.1 is a private address" in refused.value.reason.message
+    assert [request.path for request in server.requests] == ["/hop-1", "/hop-2"]
+
+
 def test_redirects_to_other_schemes_are_not_followed(server: LocalServer) -> None:
     server.answer(Reply(302, "", {"Location": "ftp://127.0.0.1/etc/passwd"}))
     with pytest.raises(urllib.error.URLError, match="unknown url type: ftp"):

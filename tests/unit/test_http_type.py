@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
@@ -84,12 +86,12 @@ class FakeClock:
 
 
 def test_the_payload_is_posted_as_json_with_the_batch_headers(server: LocalServer) -> None:
-    send_item({"id": 7, "name": "Zoë"}, url=server.url + "/hook", headers={"X-Token": "abc"})
+    send_item({"id": 7, "name": "Zoë"}, url=server.url + "/hook", headers={"X-Trace": "abc"})
     [request] = server.requests
     assert (request.method, request.path) == ("POST", "/hook")
     assert request.json() == {"id": 7, "name": "Zoë"}
     assert request.headers["Content-Type"] == "application/json"
-    assert request.headers["X-Token"] == "abc"
+    assert request.headers["X-Trace"] == "abc"
 
 
 def test_the_method_is_the_batch_method_and_a_get_sends_no_body(server: LocalServer) -> None:
@@ -193,6 +195,59 @@ def test_the_item_errors_of_an_http_batch_are_its_answers(
     }
 
 
+SECRET = "Bearer s3cr3t-never-shown"
+
+
+def test_secret_headers_are_sent_but_never_shown_to_readers_nor_logged(
+    make_runtime: MakeRuntime, server: LocalServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rt = make_runtime()
+    client = authenticated_client(create_app(runtime=rt))
+    params = {"url": server.url + "/in", "retry_delay": 0,
+              "secret_headers": {"Authorization": SECRET}}
+    created = client.post("/batches", json={"type": "http", "items": [{"n": 1}],
+                                            "params": params})
+    assert created.status_code == 201, created.get_json()
+    batch_id = created.get_json()["id"]
+    assert created.get_json()["params"]["secret_headers"] == {"Authorization": "[secret]"}
+    run_to_end(rt, batch_id)
+    retried = client.post(f"/batches/{batch_id}/retry", json={"items": "unprocessed"})
+    [request] = server.requests
+    assert request.headers["Authorization"] == SECRET
+    shown = [client.get(path).get_data(as_text=True) for path in (
+        f"/batches/{batch_id}", "/batches", f"/batches/{batch_id}/items",
+        f"/api/v1/BatchTask/{batch_id}", f"/batches/{batch_id}/events?once=true")]
+    assert all("s3cr3t" not in text for text in shown)
+    assert "s3cr3t" not in retried.get_data(as_text=True)
+    assert all("s3cr3t" not in record.getMessage() for record in caplog.records)
+
+
+def test_an_upload_sends_secret_params_in_a_header_never_in_its_url(
+    make_runtime: MakeRuntime, server: LocalServer,
+) -> None:
+    rt = make_runtime()
+    client = authenticated_client(create_app(runtime=rt))
+    secret = json.dumps({"secret_headers": {"Authorization": SECRET}})
+    in_url = {"url": server.url, "secret_headers": {"Authorization": SECRET}}
+    refused = client.post("/batches?" + urlencode({"type": "http", "params": json.dumps(in_url)}),
+                          data="1\n", content_type="application/x-ndjson")
+    assert refused.status_code == 400
+    assert refused.get_json()["details"]["inUrl"] == ["secret_headers"]
+    assert "Batchq-Secret-Params" in refused.get_json()["error"]
+    query = urlencode({"type": "http", "params": json.dumps({"url": server.url,
+                                                             "retry_delay": 0})})
+    created = client.post(f"/batches?{query}", data="1\n", content_type="application/x-ndjson",
+                          headers={"Batchq-Secret-Params": secret})
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["params"]["secret_headers"] == {"Authorization": "[secret]"}
+    run_to_end(rt, created.get_json()["id"])
+    assert [request.headers["Authorization"] for request in server.requests] == [SECRET]
+    bad = client.post(f"/batches?{query}", data="1\n", content_type="application/x-ndjson",
+                      headers={"Batchq-Secret-Params": "[1]"})
+    assert bad.status_code == 400
+
+
 # -- the retry policy ------------------------------------------------------------
 
 
@@ -237,6 +292,9 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
     ({"url": "http://example.test/", "headers": {"X-A": "a\r\nX-B: b"}}, "headers"),
     ({"url": "http://example.test/", "headers": {"Bad Name": "a"}}, "headers"),
     ({"url": "http://example.test/", "rate_limt": 5}, "rate_limt"),
+    ({"url": "http://example.test/", "headers": {"Authorization": "Bearer x"}}, "headers"),
+    ({"url": "http://example.test/", "headers": {"X-Api-Key": "k"}}, "headers"),
+    ({"url": "http://example.test/", "secret_headers": {"A": "a\nb"}}, "secret_headers"),
 ])
 def test_bad_params_refuse_the_batch_at_creation(
     rt: Runtime, params: dict[str, Any], field: str

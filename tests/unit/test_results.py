@@ -59,6 +59,7 @@ def test_a_post_batch_step_sets_the_result_and_a_csv_of_the_failed_keys(
 
     assert download.status_code == 200
     assert download.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert download.headers["Content-Disposition"] == (
         f"attachment; filename=failed-{batch_id}.csv")
     rows = list(csv.reader(io.StringIO(download.get_data(as_text=True))))
@@ -66,6 +67,15 @@ def test_a_post_batch_step_sets_the_result_and_a_csv_of_the_failed_keys(
     assert batch["resultFile"] == {
         "filename": f"failed-{batch_id}.csv", "mediaType": "text/csv; charset=utf-8",
         "size": len(download.get_data()), "url": f"/batches/{batch_id}/result-file"}
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised_and_numbers_are_kept() -> None:
+    file = ResultFile.csv("r.csv", ["=name", "n"],
+                          [["=HYPERLINK(\"http://x\")", -5], ["+1", 2.5], ["-1+1", None],
+                           ["@SUM(A1)", 0], ["\tx", 1], ["plain = text", 3]])
+    rows = list(csv.reader(io.StringIO(file.content.decode())))
+    assert rows == [["'=name", "n"], ["'=HYPERLINK(\"http://x\")", "-5"], ["'+1", "2.5"],
+                    ["'-1+1", ""], ["'@SUM(A1)", "0"], ["'\tx", "1"], ["plain = text", "3"]]
 
 
 def test_a_step_may_return_a_file_alone_or_a_plain_json_result(

@@ -67,6 +67,7 @@ def test_the_defaults_are_those_of_the_design() -> None:
     assert settings.data_dir == Path("batchq-data")
     assert settings.database_url.startswith("sqlite:///")
     assert settings.database_url.endswith("/batchq-data/batchq.db")
+    assert (settings.max_body_mb, settings.max_line_kb, settings.max_upload_mb) == (32, 1024, 2048)
 
 
 def test_postgres_and_redis_urls_switch_to_the_production_stack() -> None:
@@ -85,6 +86,9 @@ def test_postgres_and_redis_urls_switch_to_the_production_stack() -> None:
     ("BATCHQ_JOBS_PER_SEED", "-1"),
     ("BATCHQ_MAX_ITEMS", "0"),
     ("BATCHQ_MAX_QUEUED_JOBS", "0"),
+    ("BATCHQ_MAX_BODY_MB", "0"),
+    ("BATCHQ_MAX_LINE_KB", "-1"),
+    ("BATCHQ_MAX_UPLOAD_MB", "0"),
     ("BATCHQ_MAX_ATTEMPTS", "2.5"),
     ("BATCHQ_PORT", "http"),
     ("BATCHQ_LEASE_SECONDS", "soon"),

@@ -200,14 +200,30 @@ def test_an_upload_is_not_held_to_the_json_body_limit(client: FlaskClient) -> No
     assert response.get_json()["totalItems"] == 40
 
 
-def test_a_line_longer_than_the_line_limit_is_a_400(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("content_type", [NDJSON, CSV])
+def test_a_line_longer_than_max_line_kb_is_a_400_naming_the_line(
+    make_runtime: MakeRuntime, content_type: str,
 ) -> None:
-    monkeypatch.setattr(upload_formats, "MAX_LINE_BYTES", 100)
-    assert upload(client, ndjson("x" * 50, "y" * 98)).status_code == 201
-    details = refused(upload(client, ndjson("x" * 50, "y" * 99)))
-    assert details["line"] == 2
-    assert refused(upload(client, "1\n" + "z" * 200))["line"] == 2
+    client = authenticated_client(create_app(runtime=make_runtime(max_line_kb=1)))
+    fits, over = '"' + "y" * 1022 + '"', '"' + "y" * 1023 + '"'  # 1,024 and 1,025 bytes
+    assert upload(client, f"\"v\"\n{fits}\n", content_type=content_type).status_code == 201
+    details = refused(upload(client, f"\"v\"\n{over}\n", content_type=content_type))
+    assert details["line"] == 2 and details["maxBytes"] == 1024
+    assert refused(upload(client, "1\n" + "z" * 2000, content_type=content_type))["line"] == 2
+
+
+@pytest.mark.parametrize("content_type", [NDJSON, CSV])
+def test_an_upload_larger_than_max_upload_mb_is_a_413(
+    make_runtime: MakeRuntime, content_type: str,
+) -> None:
+    rt = make_runtime(max_upload_mb=1, max_items=1_000_000)
+    client = authenticated_client(create_app(runtime=rt))
+    line = '"' + "x" * 998 + '"\n'  # 1,001 bytes
+    assert upload(client, "\"v\"\n" + line * 1000, content_type=content_type).status_code == 201
+    response = upload(client, "\"v\"\n" + line * 1100, content_type=content_type)
+    assert refused(response, 413)["maxBytes"] == 1024 * 1024
+    assert "BATCHQ_MAX_UPLOAD_MB" in response.get_json()["error"]
+    assert batch_count(rt) == 1
 
 
 def test_a_long_upload_is_read_across_many_read_blocks(
@@ -255,13 +271,31 @@ def test_a_bad_csv_header_is_a_400(client: FlaskClient, header: str, problem: st
     assert problem in response.get_json()["error"]
 
 
-def test_a_csv_stage_that_is_not_an_integer_is_refused_with_its_index(
+def test_a_csv_stage_that_is_not_a_natural_number_is_refused_with_its_index(
     client: FlaskClient,
 ) -> None:
-    body = "key,stage,v\na,1,x\nb,one,y\nc,2.5,z\nd, -3 ,w\n"
+    body = "key,stage,v\na,1,x\nb,one,y\nc,2.5,z\nd, -3 ,w\ne, 4 ,v\n"
     details = refused(upload(client, body, content_type=CSV))
     assert details["itemErrors"] == {"1": ["stage must be an integer"],
-                                     "2": ["stage must be an integer"]}
+                                     "2": ["stage must be an integer"],
+                                     "3": ["stage must be from 0 to 2147483647, not -3"]}
+
+
+def test_a_csv_column_named_payload_stays_a_payload_column(
+    client: FlaskClient, rt: Runtime,
+) -> None:
+    response = upload(client, "payload,n\nx,1\n", content_type=CSV)
+    assert response.status_code == 201, response.get_json()
+    assert stored(rt) == [("0", {"payload": "x", "n": "1"}, 0)]
+
+
+def test_an_ndjson_item_with_a_misspelt_field_is_refused_with_its_index_and_line(
+    client: FlaskClient,
+) -> None:
+    body = '{"key": "a", "payload": 1}\n{"key": "b", "paylaod": {"n": 1}}\n'
+    details = refused(upload(client, body, content_type=NDJSON))
+    assert list(details["itemErrors"]) == ["1"]
+    assert "'paylaod'" in details["itemErrors"]["1"][0]
 
 
 def test_a_csv_row_with_the_wrong_number_of_cells_is_a_400_naming_its_line(
@@ -345,7 +379,8 @@ def test_the_openapi_document_describes_the_three_bodies_and_the_query(
     names = {parameter["name"] for parameter in post["parameters"]}
     assert names == {"type", "params", "description", "tenantId", "pageSize", "jobsPerSeed",
                      "failureThreshold", "retentionDays", "callbackUrl", "retryPolicy",
-                     "runWindows", "maxItemsPerSecond", "maxConcurrentJobs", "Idempotency-Key"}
+                     "runWindows", "maxItemsPerSecond", "maxConcurrentJobs", "Idempotency-Key",
+                     "Batchq-Secret-Params"}
     assert "415" in post["responses"]
 
 
