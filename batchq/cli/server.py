@@ -27,11 +27,6 @@ from batchq.storage.engine import create_engine, safe_url
 from batchq.storage.migrate import upgrade
 from batchq.storage.users import UserRepository
 
-# gunicorn's 30 s default kills a worker creating a large batch mid-COPY; the Procfile agrees.
-API_TIMEOUT_SECONDS = 600
-#: Threads of each API process for ordinary requests, beyond those its streams may hold.
-API_REQUEST_THREADS = 8
-
 
 @click.command()
 def migrate() -> None:
@@ -147,13 +142,10 @@ def process_commands(settings: Settings, concurrency: int, port: int) -> dict[st
     if settings.embedded:
         worker += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     return {
-        # gthread: a live progress stream holds a thread, so each process gets one per
-        # stream it may hold (BATCHQ_SSE_MAX_STREAMS) and some for ordinary requests.
-        "api": [python, "-m", "gunicorn", "--bind", f"{settings.host}:{port}",
-                "--workers", "2", "--worker-class", "gthread",
-                "--threads", str(settings.sse_max_streams + API_REQUEST_THREADS),
-                "--timeout", str(API_TIMEOUT_SECONDS),
-                "--access-logfile", "-", "api:create_app()"],
+        # The web process's serving model (gthread, threads, body-read bounds) is the
+        # Procfile's: api/gunicorn_config.py; only the address and process count differ.
+        "api": [python, "-m", "gunicorn", "--config", "python:api.gunicorn_config",
+                "--bind", f"{settings.host}:{port}", "--workers", "2"],
         "worker": worker,
         "beat": [python, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO"],
     }

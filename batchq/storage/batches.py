@@ -81,15 +81,22 @@ class BatchRepository:
         """Insert the items chunk by chunk, then the batch row, in one transaction.
 
         ``max_active`` is the creator's quota of active batches (0: none),
-        checked first, under a lock on the creator (``_count_active_of``).
+        twice: before the items, without a lock, so a caller over its quota is
+        refused before its body is read; and once every item is in, under a lock
+        on the creator (``_count_active_of``), held only from there to the
+        commit. No lock is held while a (possibly slow) body streams in, so one
+        slow upload cannot hold up its user's other requests.
         A second active run of one batch process raises ``UniqueViolation``.
         """
+        creator = row["create_user_id"]
+        quota = max_active > 0 and creator is not None
         try:
             with self.engine.begin() as conn:
-                creator = row["create_user_id"]
-                if max_active > 0 and creator is not None:
-                    check_quota(creator, _count_active_of(conn, creator), max_active)
+                if quota:
+                    check_quota(creator, _count_active_of(conn, creator, lock=False), max_active)
                 insert_items(conn, item_chunks)
+                if quota:
+                    check_quota(creator, _count_active_of(conn, creator), max_active)
                 full = _insert_batch(conn, {**row, **finish(duplicate_keys(conn, row["id"]))})
         except sa.exc.IntegrityError as exc:
             raise UniqueViolation(f"batch {row['id']} repeats a unique value",
@@ -360,7 +367,7 @@ class BatchRepository:
 # -- helpers: each runs inside the caller's transaction, or builds a query ---------
 
 
-def _count_active_of(conn: sa.Connection, user: str) -> int:
+def _count_active_of(conn: sa.Connection, user: str, lock: bool = True) -> int:
     """The user's active batches, counted under a lock on the user until the transaction ends.
 
     So concurrent creates of one user cannot all see room for one more: on
@@ -368,7 +375,7 @@ def _count_active_of(conn: sa.Connection, user: str) -> int:
     before counting; SQLite's write transactions (``BEGIN IMMEDIATE``) are
     serialised anyway. Whoever counts next sees the batches committed before it.
     """
-    if is_postgres(conn):
+    if lock and is_postgres(conn):
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(user))))
     return int(conn.execute(
         sa.select(sa.func.count()).select_from(batches)
