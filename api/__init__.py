@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_error_handlers(app)
     register_authentication(app)
     register_request_checks(app)
-    app.wsgi_app = bound_body_reads(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = bound_body_reads(app.wsgi_app)  # type: ignore[method-assign,assignment]
 
     from api.batch_types import blp as batch_types
     from api.batches import blp as batches

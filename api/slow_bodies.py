@@ -74,13 +74,13 @@ class _TimedInput:
             ) from exc
 
     def read(self, *args: Any) -> bytes:
-        return self._guarded(self._stream.read, *args)  # type: ignore[no-any-return]
+        return self._guarded(self._stream.read, *args)
 
     def readline(self, *args: Any) -> bytes:
-        return self._guarded(self._stream.readline, *args)  # type: ignore[no-any-return]
+        return self._guarded(self._stream.readline, *args)
 
     def readlines(self, *args: Any) -> list[bytes]:
-        return self._guarded(self._stream.readlines, *args)  # type: ignore[no-any-return]
+        return self._guarded(self._stream.readlines, *args)
 
     def __iter__(self) -> _TimedInput:
         return self

@@ -113,9 +113,9 @@ def _wait_for_health(web: Web, process: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the web process exited with {process.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{web.url}/healthz", timeout=2):
-                return
+        with contextlib.suppress(OSError), \
+                urllib.request.urlopen(f"{web.url}/healthz", timeout=2):
+            return
         time.sleep(0.2)
     raise RuntimeError("the web process did not answer /healthz within 60 s")
 
