@@ -17,6 +17,7 @@ from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote, Re
 from batchq.batch_types.registry import BatchType
 from batchq.domain.page_runs import ClaimRequest, ItemFailure, ItemRetry, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
+from batchq.engine.deadline import ItemDeadlineExceeded, item_deadline
 from batchq.engine.heartbeat import LeaseHeartbeat
 from batchq.engine.retries import failed_item, policy_of
 from batchq.engine.seeding import queue_more_pages
@@ -34,11 +35,13 @@ CLAIM_SECONDS = 0.2
 MAX_PAGES_PER_CLAIM = 32
 
 
-def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
+def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
+            on_hung: Callable[[], None] | None = None) -> int:
     """Run page ``page_no`` and then further pages for one time slice; returns pages run.
 
     A message for a page that is not queued (done, running elsewhere, or taken
-    back by a suspend or cancel) does nothing.
+    back by a suspend or cancel) does nothing. ``on_hung`` is what the heartbeat
+    does with an item that outlived its deadline and the alarm (``batchq.engine.deadline``).
     """
     deadline = time.monotonic() + rt.settings.execute_slice_seconds
     lease = timedelta(seconds=rt.settings.lease_seconds)
@@ -48,7 +51,7 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     pages_run = 0
     while claims:
         started = time.monotonic()
-        outcomes = run_pages(rt, claims, worker)
+        outcomes = run_pages(rt, claims, worker, on_hung)
         pages_run += len(outcomes)
         now = utcnow()
         request = None
@@ -85,10 +88,12 @@ def _pages_per_claim(seconds_per_page: float) -> int:
     return max(1, min(MAX_PAGES_PER_CLAIM, int(CLAIM_SECONDS / seconds_per_page)))
 
 
-def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> list[PageOutcome]:
-    """Run claimed pages one after the other; a heartbeat keeps all their leases alive,
-    however long one item takes (up to ``item_timeout_seconds``)."""
-    with LeaseHeartbeat(rt, claims, worker) as heartbeat:
+def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str,
+              on_hung: Callable[[], None] | None = None) -> list[PageOutcome]:
+    """Run claimed pages (of one batch) one after the other; a heartbeat keeps all their
+    leases alive, however long one item takes, up to the item's deadline."""
+    deadline = item_deadline_of(rt, claims[0].type)
+    with LeaseHeartbeat(rt, claims, worker, deadline, on_hung) as heartbeat:
         return [run_page(rt, claim, worker, heartbeat.item_done) for claim in claims]
 
 
@@ -111,6 +116,7 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
     except BatchqError as exc:
         batch_type, missing = None, f"batch type {claim.type!r} is not loaded on {worker}: {exc}"
     policy, throttle = policy_of(batch_type, claim), item_throttle(rt, claim)
+    deadline = item_deadline_of(rt, claim.type)
     failures: list[ItemFailure] = []
     retries: list[ItemRetry] = []
     progress = ProgressNote()  # what the page's handlers last said, committed with its counters
@@ -122,7 +128,7 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
         else:
             context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress,
                                   claim.item_attempt)
-            error = _run_item(batch_type, row["payload"], context)
+            error = _run_item(batch_type, row["payload"], context, deadline)
             message = None if error is None else _error_message(error)
         if message is not None:
             failed = failed_item(policy, claim, row, message, error)
@@ -153,10 +159,22 @@ def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Call
 MAX_ERROR_MESSAGE = 4000
 
 
-def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> Exception | None:
-    """None on success, else what the handler raised."""
+def item_deadline_of(rt: Runtime, code: str) -> float:
+    """The longest one item of type ``code`` may run (the setting, for a type not loaded)."""
+    default = rt.settings.item_timeout_seconds
+    return rt.registry.get(code).deadline(default) if code in rt.registry else default
+
+
+def _run_item(batch_type: BatchType, payload: object, context: ItemContext,
+              deadline: float) -> BaseException | None:
+    """None on success, else what the handler raised (or the deadline that stopped it)."""
     try:
-        batch_type.handler(payload, context)
+        with item_deadline(deadline):
+            batch_type.handler(payload, context)
+    except ItemDeadlineExceeded as exc:
+        log.warning("Item %r of batch %s was stopped after its deadline of %g s.",
+                    context.key, context.batch_id, exc.seconds)
+        return exc
     except (ItemFailed, RetryItem) as exc:
         return exc
     except Exception as exc:
@@ -167,7 +185,7 @@ def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> E
 
 def _error_message(error: BaseException) -> str:
     """The item's error message for ``error``, fit for the database."""
-    if isinstance(error, ItemFailed | RetryItem):
+    if isinstance(error, ItemFailed | RetryItem | ItemDeadlineExceeded):
         return storable_text(error.message, MAX_ERROR_MESSAGE)
     message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return storable_text(message, MAX_ERROR_MESSAGE)
