@@ -89,14 +89,14 @@ class BatchRepository:
         A second active run of one batch process raises ``UniqueViolation``.
         """
         creator = row["create_user_id"]
-        quota = max_active > 0 and creator is not None
+        owner = row.get("owner_id") if max_active > 0 else None  # the quota applies to it
         try:
             with self.engine.begin() as conn:
-                if quota:
-                    check_quota(creator, _count_active_of(conn, creator, lock=False), max_active)
+                if owner is not None:
+                    check_quota(creator, _count_active_of(conn, owner, lock=False), max_active)
                 insert_items(conn, item_chunks)
-                if quota:
-                    check_quota(creator, _count_active_of(conn, creator), max_active)
+                if owner is not None:
+                    check_quota(creator, _count_active_of(conn, owner), max_active)
                 full = _insert_batch(conn, {**row, **finish(duplicate_keys(conn, row["id"]))})
         except sa.exc.IntegrityError as exc:
             raise UniqueViolation(f"batch {row['id']} repeats a unique value",
@@ -118,9 +118,9 @@ class BatchRepository:
             if original is None:
                 return None
             check(original)
-            creator = row["create_user_id"]
-            if max_active > 0 and creator is not None:
-                check_quota(creator, _count_active_of(conn, creator), max_active)
+            creator, owner = row["create_user_id"], row.get("owner_id")
+            if max_active > 0 and owner is not None:
+                check_quota(creator, _count_active_of(conn, owner), max_active)
             copy_retried_items(conn, original, row["id"], selection)
             sizes = conn.execute(
                 sa.select(items.c.stage, sa.func.count()).where(items.c.batch_id == row["id"])
@@ -198,7 +198,8 @@ class BatchRepository:
         if row is None:
             return None
         system_wide = bool(row.pop("system_wide"))
-        return row, Ownership(row["create_user_id"], row["tenant_id"], system_wide)
+        return row, Ownership(row["create_user_id"], row["tenant_id"], system_wide,
+                              owner_id=row["owner_id"])
 
     def find(self, scope: ReadScope, wanted: BatchFilter, order: BatchOrder,
              window: Window) -> list[Row]:
@@ -368,10 +369,11 @@ class BatchRepository:
 
 
 def _count_active_of(conn: sa.Connection, user: str, lock: bool = True) -> int:
-    """The user's active batches, counted under a lock on the user until the transaction ends.
+    """The active batches owned by ``user`` (a user id), counted under a lock on the user
+    until the transaction ends (unless ``lock`` is false: a first, cheap look).
 
     So concurrent creates of one user cannot all see room for one more: on
-    PostgreSQL a transaction-scoped advisory lock on the user's name is taken
+    PostgreSQL a transaction-scoped advisory lock on the user's id is taken
     before counting; SQLite's write transactions (``BEGIN IMMEDIATE``) are
     serialised anyway. Whoever counts next sees the batches committed before it.
     """
@@ -379,7 +381,7 @@ def _count_active_of(conn: sa.Connection, user: str, lock: bool = True) -> int:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(user))))
     return int(conn.execute(
         sa.select(sa.func.count()).select_from(batches)
-        .where(batches.c.create_user_id == user, batches.c.status.in_(_ACTIVE))
+        .where(batches.c.owner_id == user, batches.c.status.in_(_ACTIVE))
     ).scalar_one())
 
 
@@ -419,22 +421,31 @@ def _constraint_of(exc: sa.exc.IntegrityError) -> str | None:
     return ACTIVE_PROCESS_INDEX if "batches.type" in text else None
 
 
-def _system_users() -> sa.Select[Any]:
-    return sa.select(users.c.name).where(users.c.is_system.is_(True))
+def _system_user_ids() -> sa.Select[Any]:
+    return sa.select(users.c.id).where(users.c.is_system.is_(True))
+
+
+#: The creators batchq itself uses (``system:schedule``); no user name holds a ':'.
+BATCHQ_CREATOR_PREFIX = "system:"
 
 
 def _system_wide() -> sa.ColumnElement[bool]:
-    """A batch without a tenant created by a system user or by batchq itself."""
+    """A batch without a tenant created by a system user, by batchq itself (no creator, or a
+    ``system:`` one, as scheduled runs have) or as a batch-process run."""
     return sa.and_(batches.c.tenant_id.is_(None),
                    sa.or_(batches.c.create_user_id.is_(None),
-                          batches.c.create_user_id.in_(_system_users())))
+                          batches.c.create_user_id.startswith(BATCHQ_CREATOR_PREFIX,
+                                                              autoescape=True),
+                          batches.c.process_run.is_(True),
+                          batches.c.owner_id.in_(_system_user_ids())))
 
 
 def scope_clause(scope: ReadScope) -> sa.ColumnElement[bool]:
     """The WHERE clause of the batches ``scope`` covers."""
     if scope.everything:
         return sa.true()
-    reach: list[sa.ColumnElement[bool]] = [batches.c.create_user_id == scope.user]
+    reach: list[sa.ColumnElement[bool]] = [
+        sa.false() if scope.user_id is None else batches.c.owner_id == scope.user_id]
     if scope.tenant_batches:
         same_tenant = (batches.c.tenant_id.is_(None) if scope.tenant_id is None
                        else batches.c.tenant_id == scope.tenant_id)
