@@ -129,7 +129,7 @@ def user_by_token(users: UserRepository, token: str) -> Caller | None:
     row = users.by_token_hash(wanted)
     if row is None or not hmac.compare_digest(row["token_hash"], wanted) or _expired(row):
         return None
-    return _caller(row)
+    return caller_from_row(row)
 
 
 def user_by_name_and_token(users: UserRepository, name: str, token: str) -> Caller | None:
@@ -140,7 +140,7 @@ def user_by_name_and_token(users: UserRepository, name: str, token: str) -> Call
     stored = (row["token_hash"] if row is not None else None) or "0" * 64
     if not hmac.compare_digest(stored, hash_token(token)) or row is None or _expired(row):
         return None
-    return _caller(row)
+    return caller_from_row(row)
 
 
 def _expiry(now: datetime, expires_in: timedelta | None) -> datetime | None:
@@ -161,7 +161,8 @@ def known_tenants(users: UserRepository, tenant_ids: Sequence[str]) -> set[str]:
     return users.known_tenants(tenant_ids) if tenant_ids else set()
 
 
-def _caller(row: Mapping[str, Any]) -> Caller:
+def caller_from_row(row: Mapping[str, Any]) -> Caller:
+    """The ``Caller`` a users row stands for."""
     known = {f.value for f in Function}
     functions = frozenset(Function(name) for name in row["functions"] if name in known)
     return Caller(name=row["name"], tenant_id=row["tenant_id"], functions=functions,

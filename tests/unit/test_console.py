@@ -247,9 +247,9 @@ def _with_retry_endpoint(app: Flask, rt: Runtime) -> list[dict[str, Any]]:
 def test_retry_calls_the_rest_contract_and_opens_the_new_batch(rt: Runtime) -> None:
     app = create_app(runtime=rt)
     asked = _with_retry_endpoint(app, rt)
+    client = signed_in(app, "op", functions=OPERATOR)
     batch_id = create(rt, "echo", failing_items(2), failure_threshold=None, create_user_id="op")
     run_to_end(rt, batch_id)
-    client = signed_in(app, "op", functions=OPERATOR)
     page = client.get(f"/console/batches/{batch_id}").get_data(as_text=True)
     assert "Retry as a new batch" in page
     answer = client.post(f"/console/batches/{batch_id}/retry",
