@@ -11,12 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from types import FrameType
 
 import click
 
 from batchq.cli import user_commands
-from batchq.cli.user_commands import one_line_errors, user_repository
+from batchq.cli.user_commands import EXPIRES_IN, one_line_errors, token, user_repository
 from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
 from batchq.service.users import NewUser, create_user, parse_functions
@@ -86,11 +87,14 @@ def user() -> None:
               type=click.Choice([f.value for f in Function]),
               help="A function the user holds; repeat for several.")
 @click.option("--system", is_flag=True, help="A system user: may do everything.")
+@EXPIRES_IN
 @one_line_errors
-def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: bool) -> None:
+def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: bool,
+             expires_in: timedelta | None) -> None:
     """Create a user and print its token (shown only this once)."""
     with user_repository() as users:
-        token = create_user(users, NewUser(name, tenant, parse_functions(functions), system))
+        token = create_user(users, NewUser(name, tenant, parse_functions(functions), system,
+                                           expires_in))
     click.echo(f"Created user {name!r}. Its token, shown only this once:")
     click.echo(token)
 
@@ -199,4 +203,4 @@ for _command in user_commands.COMMANDS:
     user.add_command(_command)
 
 #: The server commands, in the order ``batchq --help`` lists them.
-COMMANDS = (up, migrate, user, webhook_secret)
+COMMANDS = (up, migrate, user, token, webhook_secret)
