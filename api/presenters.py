@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.context import current_caller
+from batchq.domain.permissions import is_operator
 from batchq.domain.progress import (
     WorkQueueStatus,
     current_stage,
@@ -47,8 +49,13 @@ def batch_view(details: BatchDetails) -> dict[str, Any]:
 
 
 def work_queue_view(queue: WorkQueueStatus) -> dict[str, Any]:
-    """``workQueueStatus``: pages queued, pages running, and the workers running them."""
-    return {"queued": queue.queued, "running": queue.running, "workers": queue.workers}
+    """``workQueueStatus``: pages queued, pages running, and the workers running them.
+
+    Worker ids (host:pid) name the service's machines, so only an operator
+    (``batchq.domain.permissions.is_operator``) gets them; others get an empty list.
+    """
+    workers = queue.workers if is_operator(current_caller()) else []
+    return {"queued": queue.queued, "running": queue.running, "workers": workers}
 
 
 def registry_entry(status: TypeStatus) -> dict[str, Any]:

@@ -64,6 +64,8 @@ class Settings:
     webhook_retry_first_seconds: float = 10.0
     webhook_retry_max_seconds: float = 21600.0
     webhook_secret_overlap_hours: float = 24.0
+    # GET /metrics: when set, it needs "Authorization: Bearer <this>" (a scraper's secret).
+    metrics_token: str = ""
     # Request bodies (api/slow_bodies.py, api/gunicorn_config.py): a body that sends no byte
     # for this long, or averages less than this rate once the idle time has passed, is a 408.
     body_read_idle_seconds: float = 20.0
