@@ -40,7 +40,7 @@ class Settings:
     max_queued_jobs: int = 4
     execute_slice_seconds: float = 1.0
     lease_seconds: float = 60.0
-    # An item running longer loses its page's lease (the heartbeat stops), so it is re-run.
+    # The hard deadline of one item of a type that names none (batchq.engine.deadline).
     item_timeout_seconds: float = 3600.0
     requeue_after_seconds: float = 120.0
     max_attempts: int = 3
