@@ -93,6 +93,8 @@ def create_source_batch(rt: Runtime, request: NewBatch, *,
     if batch_type.source is None:
         raise InvalidBatch(f"Batch type {batch_type.code!r} has no source: post its items",
                            {"type": batch_type.code})
+    if request.creator is not None and not process_run:  # a run's starter was checked
+        check_post(request.creator, batch_type.code, batch_type.post_requires)
     batch_id = str(uuid.uuid4())
     row = {**_batch_row(rt, request, batch_type, batch_id), "total_items": 0,
            "stage_sizes": [], "total_jobs": 0, "source_cursor": None,
