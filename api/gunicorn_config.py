@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from api.slow_bodies import pace
+from api.slow_bodies import pace, unpace
 from batchq.settings import Settings
 
 #: Threads of each process for ordinary requests, beyond those its streams may hold.
@@ -46,3 +46,9 @@ def pre_request(worker: Any, req: Any) -> None:
     without a timeout, so a client that stops sending would hold the thread for good."""
     req.unreader.sock = pace(req.unreader.sock, _settings.body_read_idle_seconds,
                              _settings.body_min_bytes_per_second)
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    """Give the connection its plain socket back: the next request on a kept-alive
+    connection has a deadline of its own, not what is left of this one's."""
+    req.unreader.sock = unpace(req.unreader.sock)

@@ -58,6 +58,14 @@ def pace(sock: Any, grace_seconds: float, min_bytes_per_second: float) -> PacedS
     return PacedSocket(raw, grace_seconds, min_bytes_per_second)
 
 
+def unpace(sock: Any) -> Any:
+    """The plain socket under ``sock``, with no timeout left on it."""
+    if not isinstance(sock, PacedSocket):
+        return sock
+    sock.raw.settimeout(None)
+    return sock.raw
+
+
 class _TimedInput:
     """``wsgi.input`` whose read timeouts become ``BodyTooSlow``."""
 
