@@ -40,7 +40,11 @@ _CHANGE = {"own": OWN_CHANGERS, "same tenant": TENANT_CHANGERS, "other tenant": 
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     **{("GET /batches/{id}", target): _READ[target] for target in TARGETS},
     **{("GET /batches (listed)", target): _READ[target] for target in TARGETS},
+    **{("GET /batches/count (counted)", target): _READ[target] for target in TARGETS},
     **{("GET /batches/{id}/items", target): _READ[target] for target in TARGETS},
+    **{("GET /batches/{id}/errors", target): _READ[target] for target in TARGETS},
+    **{("GET /batches/{id}/errors/summary", target): _READ[target] for target in TARGETS},
+    **{("GET /batches/{id}/deliveries", target): _READ[target] for target in TARGETS},
     **{("PATCH /batches/{id}", target): _CHANGE[target] for target in TARGETS},
     **{("DELETE /batches/{id}", target): _CHANGE[target] for target in TARGETS},
     ("POST /batches", "a type anyone may post to"): USERS,

@@ -91,6 +91,11 @@ def listed(world: World, batch_id: str) -> bool:
     return answered(response, 200) and batch_id in {b["id"] for b in response.get_json()}
 
 
+def counted(world: World, batch_id: str) -> bool:
+    response = world.client.get(f"/batches/count?batchId={batch_id}")
+    return answered(response, 200) and response.get_json() == {"count": 1}
+
+
 def workers_shown(world: World) -> bool:
     response = world.client.get(f"/batches/{world.batches['own']}")
     if not answered(response, 200):
@@ -113,7 +118,13 @@ def healthz(world: World) -> bool:
 CHECKS: dict[str, Callable[[World, str], bool]] = {
     "GET /batches/{id}": lambda w, b: answered(w.client.get(f"/batches/{b}"), 200),
     "GET /batches (listed)": listed,
+    "GET /batches/count (counted)": counted,
     "GET /batches/{id}/items": lambda w, b: answered(w.client.get(f"/batches/{b}/items"), 200),
+    "GET /batches/{id}/errors": lambda w, b: answered(w.client.get(f"/batches/{b}/errors"), 200),
+    "GET /batches/{id}/errors/summary":
+        lambda w, b: answered(w.client.get(f"/batches/{b}/errors/summary"), 200),
+    "GET /batches/{id}/deliveries":
+        lambda w, b: answered(w.client.get(f"/batches/{b}/deliveries"), 200),
     "PATCH /batches/{id}": lambda w, b: answered(
         w.client.patch(f"/batches/{b}", json={"description": "checked"}), 200),
     "DELETE /batches/{id}": lambda w, b: answered(w.client.delete(f"/batches/{b}"), 202),
