@@ -17,7 +17,7 @@ from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote, Re
 from batchq.batch_types.registry import BatchType
 from batchq.domain.page_runs import ClaimRequest, ItemFailure, ItemRetry, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
-from batchq.engine.deadline import ItemDeadlineExceeded, item_deadline
+from batchq.engine.deadline import ItemDeadlineExceeded, ItemWatch, item_deadlines
 from batchq.engine.heartbeat import LeaseHeartbeat
 from batchq.engine.retries import failed_item, policy_of
 from batchq.engine.seeding import queue_more_pages
@@ -116,27 +116,27 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
     except BatchqError as exc:
         batch_type, missing = None, f"batch type {claim.type!r} is not loaded on {worker}: {exc}"
     policy, throttle = policy_of(batch_type, claim), item_throttle(rt, claim)
-    deadline = item_deadline_of(rt, claim.type)
     failures: list[ItemFailure] = []
     retries: list[ItemRetry] = []
     progress = ProgressNote()  # what the page's handlers last said, committed with its counters
-    for row in rows:
-        throttle()
-        error: BaseException | None = None
-        if batch_type is None:
-            message: str | None = missing
-        else:
-            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress,
-                                  claim.item_attempt)
-            error = _run_item(batch_type, row["payload"], context, deadline)
-            message = None if error is None else _error_message(error)
-        if message is not None:
-            failed = failed_item(policy, claim, row, message, error)
-            if isinstance(failed, ItemRetry):
-                retries.append(failed)
+    with item_deadlines(item_deadline_of(rt, claim.type)) as watch:
+        for row in rows:
+            throttle()
+            error: BaseException | None = None
+            if batch_type is None:
+                message: str | None = missing
             else:
-                failures.append(failed)
-        keep_leases()
+                context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params,
+                                      progress, claim.item_attempt)
+                error = _run_item(batch_type, row["payload"], context, watch)
+                message = None if error is None else _error_message(error)
+            if message is not None:
+                failed = failed_item(policy, claim, row, message, error)
+                if isinstance(failed, ItemRetry):
+                    retries.append(failed)
+                else:
+                    failures.append(failed)
+            keep_leases()
     return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures) - len(retries),
                        failures, progress_description=progress.text, retries=retries)
 
@@ -166,12 +166,16 @@ def item_deadline_of(rt: Runtime, code: str) -> float:
 
 
 def _run_item(batch_type: BatchType, payload: object, context: ItemContext,
-              deadline: float) -> BaseException | None:
+              watch: ItemWatch) -> BaseException | None:
     """None on success, else what the handler raised (or the deadline that stopped it)."""
     try:
-        with item_deadline(deadline):
+        watch.start()
+        try:
             batch_type.handler(payload, context)
+        finally:
+            watch.stop()
     except ItemDeadlineExceeded as exc:
+        watch.stop()  # a tick may have raised just before the finally stopped the watch
         log.warning("Item %r of batch %s was stopped after its deadline of %g s.",
                     context.key, context.batch_id, exc.seconds)
         return exc
