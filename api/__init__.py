@@ -12,6 +12,7 @@ from api.console import register_console
 from api.context import EXTENSION
 from api.errors import BatchqApi, register_error_handlers
 from api.request_checks import register_request_checks
+from api.slow_bodies import bound_body_reads
 from api.swagger_ui import ASSETS_URL, register_swagger_ui
 from api.vendor_apis import register_vendor_apis
 from batchq.runtime import Runtime, build_runtime
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_error_handlers(app)
     register_authentication(app)
     register_request_checks(app)
+    app.wsgi_app = bound_body_reads(app.wsgi_app)  # type: ignore[method-assign,assignment]
 
     from api.batch_types import blp as batch_types
     from api.batches import blp as batches

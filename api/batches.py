@@ -83,8 +83,8 @@ class Batches(MethodView):
                     "max_items_per_second", "max_concurrent_jobs") if name in body}
         tenant = tenant_of_new_batch(caller, body.get("tenant_id"), "tenant_id" in body)
         request = NewBatch(type=body["type"], params=body["params"], tenant_id=tenant,
-                           create_user_id=caller.name,
-                           url_params=body.get("url_params", frozenset()), **options)
+                           creator=caller, url_params=body.get("url_params", frozenset()),
+                           **options)
         batch = create_batch(rt, request, body["items"])
         return _shown(batch["id"])
 

@@ -155,7 +155,7 @@ def start_task(info: dict[str, Any], caller: Caller) -> int:
     kept = {name: info.get(key) for key, name in KEPT_FIELDS.items()}
     new = NewBatch(type=info["name"], params=parameters, description=info.get("description"),
                    tenant_id=tenant_of_new_batch(caller, None, named=system_task),
-                   create_user_id=caller.name, task_info=kept)
+                   creator=caller, task_info=kept)
     finds_its_own = info["name"] in rt.registry and rt.registry.get(info["name"]).source
     if items is None and finds_its_own:
         batch = create_source_batch(rt, new)

@@ -1,7 +1,12 @@
-"""``/healthz``: is the database reachable?"""
+"""``/healthz``: is the database reachable? Up or down, and nothing more.
+
+The answer is public, so it names no host, driver or error: those go to the log
+(docs/authorization.md).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from marshmallow import Schema, fields
@@ -10,6 +15,7 @@ from api.blueprint import Blueprint
 from api.context import runtime
 from batchq.errors import StorageUnavailable
 
+log = logging.getLogger(__name__)
 blp = Blueprint("health", __name__, description="Liveness")
 
 
@@ -17,7 +23,8 @@ class HealthSchema(Schema):
     """What ``/healthz`` reports."""
 
     status = fields.Str(required=True, metadata={"description": '"ok" or "unavailable"'})
-    database = fields.Str(required=True, metadata={"description": '"ok", or the error'})
+    database = fields.Str(required=True,
+                          metadata={"description": '"ok" or "unavailable" (the log says why)'})
 
 
 @blp.route("/healthz")
@@ -29,5 +36,6 @@ def healthz() -> Any:
     try:
         runtime().storage.ping()
     except StorageUnavailable as exc:
-        return {"status": "unavailable", "database": exc.message}, 503
+        log.warning("Health check: the database is unreachable: %s", exc.message)
+        return {"status": "unavailable", "database": "unavailable"}, 503
     return {"status": "ok", "database": "ok"}

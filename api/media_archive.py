@@ -74,7 +74,7 @@ def create(**_: Any) -> dict[str, Any]:
     body = read_create_request(blp.ARGUMENTS_PARSER)
     caller = current_caller()
     request = NewBatch(type=body["type"], params=body["params"],
-                       tenant_id=tenant_of(caller, body), create_user_id=caller.name,
+                       tenant_id=tenant_of(caller, body), creator=caller,
                        url_params=body.get("url_params", frozenset()),
                        **{name: body[name] for name in _OPTIONS if name in body})
     return archive_view(create_batch(runtime(), request, body["items"])["id"])

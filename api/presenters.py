@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import g, has_app_context
+
+from batchq.domain.permissions import is_operator
 from batchq.domain.progress import (
     WorkQueueStatus,
     current_stage,
@@ -47,8 +50,14 @@ def batch_view(details: BatchDetails) -> dict[str, Any]:
 
 
 def work_queue_view(queue: WorkQueueStatus) -> dict[str, Any]:
-    """``workQueueStatus``: pages queued, pages running, and the workers running them."""
-    return {"queued": queue.queued, "running": queue.running, "workers": queue.workers}
+    """``workQueueStatus``: pages queued, pages running, and the workers running them.
+
+    Worker ids (host:pid) name the service's machines, so only an operator
+    (``batchq.domain.permissions.is_operator``) gets them; others get an empty list.
+    """
+    caller = g.get("caller") if has_app_context() else None  # None: no request (a test)
+    workers = queue.workers if caller is None or is_operator(caller) else []
+    return {"queued": queue.queued, "running": queue.running, "workers": workers}
 
 
 def registry_entry(status: TypeStatus) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def post_job(body: dict[str, Any]) -> dict[str, str]:
     """Post a batch job; poll its status with the correlation id"""
     rt, caller = runtime(), current_caller()
     job_rt = _job_runtime(rt, 1)
-    request = NewBatch(type=rt.settings.registry_type, create_user_id=caller.name,
+    request = NewBatch(type=rt.settings.registry_type, creator=caller,
                        tenant_id=tenant_of_new_batch(caller, None, named=False))
     try:
         batch = create_batch(job_rt, request, _items(body["data"], job_rt.settings.max_items))

@@ -47,7 +47,7 @@ class Settings:
     small_batch_pages: int = 8
     execute_slice_seconds: float = 1.0
     lease_seconds: float = 60.0
-    # An item running longer loses its page's lease (the heartbeat stops), so it is re-run.
+    # The hard deadline of one item of a type that names none (batchq.engine.deadline).
     item_timeout_seconds: float = 3600.0
     requeue_after_seconds: float = 120.0
     # Worker processes renew a heartbeat row this often; one silent for lost_after is dead.
@@ -79,6 +79,12 @@ class Settings:
     webhook_retry_first_seconds: float = 10.0
     webhook_retry_max_seconds: float = 21600.0
     webhook_secret_overlap_hours: float = 24.0
+    # GET /metrics: when set, it needs "Authorization: Bearer <this>" (a scraper's secret).
+    metrics_token: str = ""
+    # Request bodies (api/slow_bodies.py, api/gunicorn_config.py): a body that sends no byte
+    # for this long, or averages less than this rate once the idle time has passed, is a 408.
+    body_read_idle_seconds: float = 20.0
+    body_min_bytes_per_second: float = 1000.0
     # Processes.
     host: str = "127.0.0.1"
     port: int = 8000

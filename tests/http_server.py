@@ -22,12 +22,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer; ``delay`` seconds pass before it is sent."""
+    """One scripted answer; ``delay`` seconds pass before it is sent. With ``drip``, it is
+    sent one byte every ``drip`` seconds, status line and headers included (a server
+    that never lets a per-read timeout trip)."""
 
     status: int = 200
     body: str = '{"ok": true}'
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
             Received(self.command, self.path, dict(self.headers.items()), body, at))
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.drip:
+            self._drip(reply)
+            return
         data = reply.body.encode()
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -105,6 +111,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _drip(self, reply: Reply) -> None:
+        data = reply.body.encode()
+        head = (f"HTTP/1.1 {reply.status} OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+        for byte in head + data:
+            time.sleep(reply.drip)
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:  # the client gave up: what a deadline does
+                self.close_connection = True
+                return
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 

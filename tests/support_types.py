@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -116,4 +117,20 @@ def flaky(payload: Any, ctx: ItemContext) -> Any:
         if payload.get("connection"):
             raise ConnectionError(f"refused on attempt {ctx.attempt}")
         raise RetryItem(f"busy on attempt {ctx.attempt}", after=0.2)
+    return echo(payload, ctx)
+
+
+@batch_type("test-hang", item_deadline_seconds=1.0)
+def hang(payload: Any, ctx: ItemContext) -> Any:
+    """``{"hang": "loop"}`` loops in Python, ``{"hang": "sleep"}`` blocks in C (a sleep),
+    ``{"hang": "ignore"}`` swallows even the deadline's alarm; anything else is echoed."""
+    how = payload.get("hang") if isinstance(payload, Mapping) else None
+    if how == "loop":
+        while True:
+            pass
+    if how == "sleep":
+        time.sleep(10**6)
+    while how == "ignore":  # a handler that ignores its deadline, on purpose
+        with contextlib.suppress(BaseException):
+            time.sleep(10**6)
     return echo(payload, ctx)

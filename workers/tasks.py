@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from typing import Any
 
@@ -92,7 +93,14 @@ def seed(batch_id: str) -> None:
 @app.task(name="batchq.execute", **_RETRY)
 def execute(batch_id: str, page_no: int) -> int:
     """Run a page (and, for one time slice, the pages after it)."""
-    return run_job(runtime(), batch_id, page_no, worker_name())
+    return run_job(runtime(), batch_id, page_no, worker_name(), on_hung=_end_this_process)
+
+
+def _end_this_process() -> None:
+    """An item ignored its deadline (docs/operations.md "Item deadlines"): nothing in this
+    process can stop it, so the process ends. The prefork pool replaces it at once; its
+    page's lease expires and the monitor re-runs the page, at most ``max_attempts`` times."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @app.task(name="batchq.monitor", **_RETRY)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchq.adapters.call_deadline import watch_socket
 from batchq.errors import ConfigurationError
 from batchq.settings import Settings
 
@@ -166,7 +167,9 @@ def connect(policy: EgressPolicy, host: str, port: int, timeout: Any,
     last_error: OSError | None = None
     for address in policy.permitted_addresses(host, port):
         try:
-            return socket.create_connection((str(address), port), timeout, source_address)
+            # Under the deadline of the whole call (batchq.adapters.call_deadline), if any.
+            return watch_socket(
+                socket.create_connection((str(address), port), timeout, source_address))
         except OSError as exc:
             last_error = exc
     assert last_error is not None  # permitted_addresses returns at least one address

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from batchq.adapters.call_deadline import call_deadline
 from batchq.adapters.egress import EgressRefused, shared_egress
 from batchq.adapters.rate_limit import shared_limiter
 from batchq.batch_types.context import ItemContext, ItemFailed
@@ -42,6 +43,9 @@ EXCERPT_CHARS = 200
 #: The longest wait between two attempts, whatever the back-off or ``Retry-After`` says:
 #: an item must finish well within a page's lease (``BATCHQ_LEASE_SECONDS``).
 MAX_RETRY_DELAY = 10.0
+#: The deadline of one item of the type (``batchq.engine.deadline``): room for the most
+#: attempts the params allow (11 of 300 s, with 10 waits of 10 s) and for the rate limit.
+ITEM_DEADLINE_SECONDS = 3600.0
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _ILLEGAL_IN_HEADER_VALUE = re.compile(r"[\r\n\x00]")
 
@@ -109,6 +113,23 @@ class HttpParamsSchema(Schema):
         "description": "Follow up to 5 redirects (a POST becomes a GET on 301-303); each "
                        "new address is checked against the egress rule"})
 
+    @validates_schema
+    def _rate_fits_the_deadline(self, data: dict[str, Any], **_: Any) -> None:
+        """A rate so low that an item's requests cannot fit its deadline is refused: a
+        worker would wait its turn past the deadline (``rate_limit: 1e-9`` is 30 years)."""
+        rate = data.get("rate_limit")
+        if rate is None:
+            return
+        attempts = data.get("max_retries", 3) + 1
+        busy = attempts * data.get("timeout", 10.0) + (attempts - 1) * MAX_RETRY_DELAY
+        least = attempts / (ITEM_DEADLINE_SECONDS - busy)
+        if rate < least:
+            raise ValidationError(
+                f"{rate:g} requests per second is too slow: an item may need {attempts} "
+                f"requests of up to {data.get('timeout', 10.0):g} s each, which must fit its "
+                f"deadline of {ITEM_DEADLINE_SECONDS:g} s, so rate_limit must be at least "
+                f"{least:.6g} (or fewer max_retries, or a shorter timeout)", "rate_limit")
+
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> HttpParams:
         return HttpParams(**data)
@@ -162,7 +183,20 @@ def build_request(params: HttpParams, payload: Any) -> urllib.request.Request:
 
 def send_once(request: urllib.request.Request, timeout: float,
               follow_redirects: bool = False) -> Answer:
-    """Send ``request`` once, under the egress rule; every outcome is an ``Answer``."""
+    """Send ``request`` once, under the egress rule; every outcome is an ``Answer``.
+
+    ``timeout`` bounds the whole call, from connecting to the last byte read
+    (``batchq.adapters.call_deadline``), not each socket read: a server that
+    drips its answer is cut off in time.
+    """
+    with call_deadline(timeout) as deadline:
+        answer = _attempt(request, timeout, follow_redirects)
+    if deadline.expired and not answer.ok and answer.status is None and not answer.refused:
+        return Answer(None, f"no complete answer within {timeout:g} s")
+    return answer
+
+
+def _attempt(request: urllib.request.Request, timeout: float, follow_redirects: bool) -> Answer:
     opener = shared_egress.policy().opener(follow_redirects)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -282,6 +316,7 @@ def send_with_retries(request: urllib.request.Request, timeout: float, policy: R
     params_schema=HttpParamsSchema(),
     secret_params=("secret_headers",),
     page_size=20,
+    item_deadline_seconds=ITEM_DEADLINE_SECONDS,
 )
 def http_item(payload: Any, ctx: ItemContext) -> None:
     """Send one item; a lasting failure raises ``ItemFailed`` with the item's error."""

@@ -18,6 +18,7 @@ from typing import Any
 from marshmallow import Schema
 
 from batchq.batch_types.context import ItemHandler, PostBatchStep, Source
+from batchq.domain.permissions import Function
 from batchq.domain.retry_policy import ItemRetryPolicy
 from batchq.domain.run_windows import parse_windows
 from batchq.domain.schedules import parse_cron
@@ -25,6 +26,8 @@ from batchq.domain.throttling import concurrency_problem, rate_problem
 from batchq.errors import ConfigurationError, InvalidBatch, UnknownBatchType
 
 _UNSET: Any = object()
+#: The longest item deadline a type may declare: a day.
+MAX_ITEM_DEADLINE_SECONDS = 86400.0
 #: The attribute ``@batch_type`` sets on a handler: the ``BatchType`` it declares.
 MARK = "__batchq_type__"
 
@@ -65,6 +68,18 @@ class BatchType:
     #: Defaults of the type's batches' ``maxItemsPerSecond`` and ``maxConcurrentJobs``.
     max_items_per_second: float | None = None
     max_concurrent_jobs: int | None = None
+    #: The longest one item may run, in wall-clock seconds, whatever its handler does
+    #: (``batchq.engine.deadline``); None: ``BATCHQ_ITEM_TIMEOUT_SECONDS``.
+    item_deadline_seconds: float | None = None
+    #: Who may post items to the type (create a batch of it): the functions a caller must
+    #: hold besides the right to create batches; empty: anyone who may create batches.
+    post_requires: tuple[Function, ...] = ()
+    #: Whether the type takes posted items at all; None: unless it has a source (a source
+    #: finds its own items, so items posted to it are refused unless it says otherwise).
+    accepts_items: bool | None = None
+    #: Who may start a run of the type (a batch process): the functions a caller must hold;
+    #: None: the rights to change every tenant's batches (a run concerns every tenant).
+    start_requires: tuple[Function, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.source is not None and self.stage_of is not None:
@@ -84,7 +99,17 @@ class BatchType:
         self._check_run_limits()
 
     def _check_run_limits(self) -> None:
-        """Refuse run windows and throttles a batch could not be given either."""
+        """Refuse run windows, throttles and deadlines a batch could not be given either."""
+        deadline = self.item_deadline_seconds
+        if deadline is not None and not 0 < deadline <= MAX_ITEM_DEADLINE_SECONDS:
+            raise ConfigurationError(
+                f"Batch type {self.code!r}: item_deadline_seconds must be more than 0 and at "
+                f"most {MAX_ITEM_DEADLINE_SECONDS:g}")
+        for name in ("post_requires", "start_requires"):
+            try:
+                object.__setattr__(self, name, _functions(getattr(self, name)))
+            except ValueError as exc:
+                raise ConfigurationError(f"Batch type {self.code!r}: {name}: {exc}") from None
         try:
             parse_windows(self.run_windows, "run_windows")
         except InvalidBatch as exc:
@@ -101,6 +126,24 @@ class BatchType:
     def threshold(self, default: float | None) -> float | None:
         """The type's failure threshold, or ``default`` when the type sets none."""
         return default if self.failure_threshold is _UNSET else self.failure_threshold
+
+    def deadline(self, default: float) -> float:
+        """The longest one item of the type may run: its own deadline, or ``default``."""
+        return default if self.item_deadline_seconds is None else self.item_deadline_seconds
+
+    @property
+    def takes_posted_items(self) -> bool:
+        """May a batch of the type be created with posted items?"""
+        return self.source is None if self.accepts_items is None else self.accepts_items
+
+
+def _functions(names: Sequence[str] | None) -> tuple[Function, ...] | None:
+    """``names`` as ``Function`` values (a ``ValueError`` names an unknown one)."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise ValueError("give a tuple of function names, not one string")
+    return tuple(Function(name) for name in names)
 
 
 class Registry:
@@ -140,11 +183,13 @@ class Registry:
         return code in self._types
 
     def _unknown_code_message(self, code: str) -> str:
+        # The registered codes are not listed: GET /batch-types shows them to those who may
+        # read the registry (docs/authorization.md); a caller of POST /batches may not.
         message = f"No batch type {code!r} is registered"
         same_but_case = [known for known in self.codes() if known.lower() == code.lower()]
         if same_but_case:
             return f"{message}; codes are case-sensitive: did you mean {same_but_case[0]!r}?"
-        return f"{message}; registered types: {', '.join(self.codes()) or 'none'}"
+        return f"{message}; an administrator can list the types with GET /batch-types"
 
 
 def batch_type(code: str, **options: Any) -> Callable[[ItemHandler], ItemHandler]:

@@ -11,13 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from types import FrameType
 
 import click
 
 from batchq.cli import user_commands
 from batchq.cli.data_folder import existing_database_settings, remember_data_folder
-from batchq.cli.user_commands import one_line_errors, user_repository
+from batchq.cli.user_commands import EXPIRES_IN, one_line_errors, token, user_repository
 from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
 from batchq.service.users import NewUser, create_user, parse_functions
@@ -27,11 +28,6 @@ from batchq.storage.deliveries import WebhookSecretRepository
 from batchq.storage.engine import create_engine, safe_url
 from batchq.storage.migrate import upgrade
 from batchq.storage.users import UserRepository
-
-# gunicorn's 30 s default kills a worker creating a large batch mid-COPY; the Procfile agrees.
-API_TIMEOUT_SECONDS = 600
-#: Threads of each API process for ordinary requests, beyond those its streams may hold.
-API_REQUEST_THREADS = 8
 
 
 @click.command()
@@ -94,11 +90,14 @@ def user() -> None:
               type=click.Choice([f.value for f in Function]),
               help="A function the user holds; repeat for several.")
 @click.option("--system", is_flag=True, help="A system user: may do everything.")
+@EXPIRES_IN
 @one_line_errors
-def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: bool) -> None:
+def user_add(name: str, tenant: str | None, functions: tuple[str, ...], system: bool,
+             expires_in: timedelta | None) -> None:
     """Create a user and print its token (shown only this once)."""
     with user_repository() as users:
-        token = create_user(users, NewUser(name, tenant, parse_functions(functions), system))
+        token = create_user(users, NewUser(name, tenant, parse_functions(functions), system,
+                                           expires_in))
     click.echo(f"Created user {name!r}. Its token, shown only this once:")
     click.echo(token)
 
@@ -152,13 +151,10 @@ def process_commands(settings: Settings, concurrency: int, port: int) -> dict[st
     if settings.embedded:
         worker += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     return {
-        # gthread: a live progress stream holds a thread, so each process gets one per
-        # stream it may hold (BATCHQ_SSE_MAX_STREAMS) and some for ordinary requests.
-        "api": [python, "-m", "gunicorn", "--bind", f"{settings.host}:{port}",
-                "--workers", "2", "--worker-class", "gthread",
-                "--threads", str(settings.sse_max_streams + API_REQUEST_THREADS),
-                "--timeout", str(API_TIMEOUT_SECONDS),
-                "--access-logfile", "-", "api:create_app()"],
+        # The web process's serving model (gthread, threads, body-read bounds) is the
+        # Procfile's: api/gunicorn_config.py; only the address and process count differ.
+        "api": [python, "-m", "gunicorn", "--config", "python:api.gunicorn_config",
+                "--bind", f"{settings.host}:{port}", "--workers", "2"],
         "worker": worker,
         "beat": [python, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO"],
     }
@@ -212,4 +208,4 @@ for _command in user_commands.COMMANDS:
     user.add_command(_command)
 
 #: The server commands, in the order ``batchq --help`` lists them.
-COMMANDS = (up, migrate, user, webhook_secret)
+COMMANDS = (up, migrate, user, token, webhook_secret)

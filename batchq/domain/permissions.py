@@ -6,12 +6,18 @@
 | change, cancel | ADMIN_BACKEND_SERVICES | + ADMIN_BATCHES |
 |  |  |  | + ADMIN_BATCHES + ADMIN_EDIT_ALL_ORGANISATIONS |
 
-Interpretations (docs/integrator-guide.md "Users, tokens and permissions"):
+Interpretations (docs/authorization.md, docs/integrator-guide.md "Users, tokens and
+permissions"):
+- "Own" batches are those whose owner id is the caller's stable user id, not
+  its name: a user removed and added again under the same name owns none of
+  the old ones.
 - A user without a tenant belongs to the "no tenant" group: batches without a
   tenant are its own tenant's.
-- A batch without a tenant that a system user (or batchq itself: no creator)
-  created runs across all tenants: it counts as every tenant's own for reading,
-  and as another tenant's for changing, since a change affects every tenant.
+- A batch without a tenant that a system user, batchq itself (a scheduled run,
+  creator ``system:...``, or none) or a batch-process start created runs across
+  all tenants (system-wide): every tenant admin may read it, and only the
+  edit-all rights change it, since a change affects every tenant. Its starter
+  reads it as its own, but does not change it without those rights.
 - Whoever may change a batch may also read it (PATCH and DELETE answer with it).
 - A system user may do everything.
 - A new batch belongs to the caller's tenant unless the request names another;
@@ -21,6 +27,7 @@ Interpretations (docs/integrator-guide.md "Users, tokens and permissions"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,6 +52,8 @@ class Caller:
     tenant_id: str | None = None
     functions: frozenset[Function] = frozenset()
     is_system: bool = False
+    #: The stable id of the user (``users.id``); None for batchq's own callers.
+    user_id: str | None = None
 
     def holds(self, *functions: Function) -> bool:
         """True when the caller holds every one of ``functions`` (a system user holds all)."""
@@ -57,21 +66,28 @@ class Ownership:
 
     create_user_id: str | None
     tenant_id: str | None
-    #: No tenant, created by a system user or by batchq itself: runs across all tenants.
+    #: No tenant, and a system user, batchq itself or a batch-process start created it:
+    #: runs across all tenants.
     system_wide: bool = False
+    #: The stable id of its creator, which ownership follows (None: batchq created it).
+    owner_id: str | None = None
+
+    def owned_by(self, caller: Caller) -> bool:
+        """Is ``caller`` the user that created the batch (by stable id, never by name)?"""
+        return self.owner_id is not None and self.owner_id == caller.user_id
 
 
 @dataclass(frozen=True)
 class ReadScope:
     """Which batches a caller may read, in a shape a query can filter on.
 
-    ``everything``, or the union of: batches ``user`` created; with
-    ``tenant_batches``, batches whose tenant equals ``tenant_id`` (None meaning
-    no tenant) and the system-wide ones.
+    ``everything``, or the union of: batches owned by ``user_id`` (none when it
+    is None); with ``tenant_batches``, batches whose tenant equals ``tenant_id``
+    (None meaning no tenant) and the system-wide ones.
     """
 
     everything: bool
-    user: str
+    user_id: str | None
     tenant_batches: bool
     tenant_id: str | None
 
@@ -85,26 +101,37 @@ _EDIT_ALL = Function.ADMIN_EDIT_ALL_ORGANISATIONS
 def read_scope(caller: Caller) -> ReadScope:
     """The batches ``caller`` may read."""
     everything = caller.holds(_ADMIN, _VIEW_ALL) or caller.holds(_BACKEND, _ADMIN, _EDIT_ALL)
-    return ReadScope(everything=everything, user=caller.name,
+    return ReadScope(everything=everything, user_id=caller.user_id,
                      tenant_batches=caller.holds(_ADMIN), tenant_id=caller.tenant_id)
+
+
+def is_operator(caller: Caller) -> bool:
+    """Does ``caller`` see what concerns the whole service: the registered batch types
+    and the worker processes (host:pid)? Those who may read every tenant's batches do."""
+    return read_scope(caller).everything
 
 
 def can_read(caller: Caller, batch: Ownership) -> bool:
     """May ``caller`` see ``batch``? Outside this reach a batch answers 404."""
     scope = read_scope(caller)
-    if scope.everything or batch.create_user_id == caller.name:
+    if scope.everything or batch.owned_by(caller):
         return True
     return scope.tenant_batches and (batch.system_wide or batch.tenant_id == caller.tenant_id)
 
 
 def can_change(caller: Caller, batch: Ownership) -> bool:
-    """May ``caller`` suspend, resume, describe or cancel ``batch``?"""
+    """May ``caller`` suspend, resume, describe or cancel ``batch``?
+
+    A system-wide batch affects every tenant: only the edit-all rights change it,
+    whoever started it.
+    """
     if caller.holds(_BACKEND, _ADMIN, _EDIT_ALL):
         return True
-    if batch.create_user_id == caller.name:
+    if batch.system_wide:
+        return False
+    if batch.owned_by(caller):
         return caller.holds(_BACKEND)
-    own_tenant = batch.tenant_id == caller.tenant_id and not batch.system_wide
-    return own_tenant and caller.holds(_BACKEND, _ADMIN)
+    return batch.tenant_id == caller.tenant_id and caller.holds(_BACKEND, _ADMIN)
 
 
 def check_change(caller: Caller, batch: Ownership, batch_id: str) -> None:
@@ -128,14 +155,30 @@ def tenant_of_new_batch(caller: Caller, requested: str | None, named: bool) -> s
     return tenant
 
 
-def can_run_processes(caller: Caller) -> bool:
+#: What starting or stopping a batch process takes unless its type says otherwise.
+RUN_RIGHTS = (_BACKEND.value, _ADMIN.value, _EDIT_ALL.value)
+
+
+def can_run_processes(caller: Caller, requires: Sequence[Function] | None = None) -> bool:
     """May ``caller`` start and stop batch processes (runs across all tenants)?
 
     A run changes every tenant's data, so it takes the rights to change every
     tenant's batches: ADMIN_BACKEND_SERVICES + ADMIN_BATCHES + ADMIN_EDIT_ALL_ORGANISATIONS
-    (a system user holds them all).
+    (a system user holds them all), unless the type says who may start it
+    (``requires``: the functions its ``start_requires`` names).
     """
+    if requires is not None:
+        return caller.holds(*requires)
     return caller.holds(_BACKEND, _ADMIN, _EDIT_ALL)
+
+
+def check_post(caller: Caller, type_code: str, requires: Sequence[Function]) -> None:
+    """Raise ``Forbidden`` unless ``caller`` holds the functions a type needs of those who
+    post items to it (its ``post_requires``)."""
+    if not caller.holds(*requires):
+        raise Forbidden(f"User {caller.name!r} may not create batches of type {type_code!r}: "
+                        f"it needs {', '.join(requires)}",
+                        {"type": type_code, "needs": [f.value for f in requires]})
 
 
 def can_read_registry(caller: Caller) -> bool:

@@ -17,6 +17,7 @@ from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote, Re
 from batchq.batch_types.registry import BatchType
 from batchq.domain.page_runs import ClaimRequest, ItemFailure, ItemRetry, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
+from batchq.engine.deadline import ItemDeadlineExceeded, ItemWatch, item_deadlines
 from batchq.engine.deliveries import send_deliveries
 from batchq.engine.heartbeat import LeaseHeartbeat
 from batchq.engine.retries import failed_item, policy_of
@@ -40,15 +41,17 @@ MAX_PAGES_PER_CLAIM = 32
 _unfinished: list[PageClaim] = []
 
 
-def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
+def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
+            on_hung: Callable[[], None] | None = None) -> int:
     """Run page ``page_no`` and then further pages for one time slice; returns pages run.
 
     A message for a page that is not queued (done, running elsewhere, or taken
-    back by a suspend or cancel) does nothing.
+    back by a suspend or cancel) does nothing. ``on_hung`` is what the heartbeat
+    does with an item that outlived its deadline and the alarm (``batchq.engine.deadline``).
     """
     hand_back_unfinished(rt, worker)
     try:
-        return _run_job(rt, batch_id, page_no, worker)
+        return _run_job(rt, batch_id, page_no, worker, on_hung)
     except StorageUnavailable:
         log.warning("The database went away while batch %s ran; its pages are handed back "
                     "when it is back.", batch_id)
@@ -66,7 +69,8 @@ def hand_back_unfinished(rt: Runtime, worker: str) -> None:
         _unfinished[:] = [c for c in _unfinished if c.batch_id != claim.batch_id]
 
 
-def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
+def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
+             on_hung: Callable[[], None] | None) -> int:
     deadline = time.monotonic() + rt.settings.execute_slice_seconds
     lease = timedelta(seconds=rt.settings.lease_seconds)
     now = utcnow()
@@ -78,7 +82,7 @@ def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str) -> int:
     while claims:
         started = time.monotonic()
         _unfinished.extend(claims)  # until their outcomes are committed
-        outcomes = run_pages(rt, claims, worker)
+        outcomes = run_pages(rt, claims, worker, on_hung)
         pages_run += len(outcomes)
         now = utcnow()
         request = None
@@ -129,10 +133,12 @@ def _pages_per_claim(seconds_per_page: float) -> int:
     return max(1, min(MAX_PAGES_PER_CLAIM, int(CLAIM_SECONDS / seconds_per_page)))
 
 
-def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> list[PageOutcome]:
-    """Run claimed pages one after the other; a heartbeat keeps all their leases alive,
-    however long one item takes (up to ``item_timeout_seconds``)."""
-    with LeaseHeartbeat(rt, claims, worker) as heartbeat:
+def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str,
+              on_hung: Callable[[], None] | None = None) -> list[PageOutcome]:
+    """Run claimed pages (of one batch) one after the other; a heartbeat keeps all their
+    leases alive, however long one item takes, up to the item's deadline."""
+    deadline = item_deadline_of(rt, claims[0].type)
+    with LeaseHeartbeat(rt, claims, worker, deadline, on_hung) as heartbeat:
         return [run_page(rt, claim, worker, heartbeat.item_done) for claim in claims]
 
 
@@ -158,23 +164,24 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
     failures: list[ItemFailure] = []
     retries: list[ItemRetry] = []
     progress = ProgressNote()  # what the page's handlers last said, committed with its counters
-    for row in rows:
-        throttle()
-        error: BaseException | None = None
-        if batch_type is None:
-            message: str | None = missing
-        else:
-            context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params, progress,
-                                  claim.item_attempt)
-            error = _run_item(batch_type, row["payload"], context)
-            message = None if error is None else _error_message(error)
-        if message is not None:
-            failed = failed_item(policy, claim, row, message, error)
-            if isinstance(failed, ItemRetry):
-                retries.append(failed)
+    with item_deadlines(item_deadline_of(rt, claim.type)) as watch:
+        for row in rows:
+            throttle()
+            error: BaseException | None = None
+            if batch_type is None:
+                message: str | None = missing
             else:
-                failures.append(failed)
-        keep_leases()
+                context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params,
+                                      progress, claim.item_attempt)
+                error = _run_item(batch_type, row["payload"], context, watch)
+                message = None if error is None else _error_message(error)
+            if message is not None:
+                failed = failed_item(policy, claim, row, message, error)
+                if isinstance(failed, ItemRetry):
+                    retries.append(failed)
+                else:
+                    failures.append(failed)
+            keep_leases()
     return PageOutcome(claim.batch_id, claim.page_no, len(rows) - len(failures) - len(retries),
                        failures, progress_description=progress.text, retries=retries)
 
@@ -197,10 +204,26 @@ def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Call
 MAX_ERROR_MESSAGE = 4000
 
 
-def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> Exception | None:
-    """None on success, else what the handler raised."""
+def item_deadline_of(rt: Runtime, code: str) -> float:
+    """The longest one item of type ``code`` may run (the setting, for a type not loaded)."""
+    default = rt.settings.item_timeout_seconds
+    return rt.registry.get(code).deadline(default) if code in rt.registry else default
+
+
+def _run_item(batch_type: BatchType, payload: object, context: ItemContext,
+              watch: ItemWatch) -> BaseException | None:
+    """None on success, else what the handler raised (or the deadline that stopped it)."""
     try:
-        batch_type.handler(payload, context)
+        watch.start()
+        try:
+            batch_type.handler(payload, context)
+        finally:
+            watch.stop()
+    except ItemDeadlineExceeded as exc:
+        watch.stop()  # a tick may have raised just before the finally stopped the watch
+        log.warning("Item %r of batch %s was stopped after its deadline of %g s.",
+                    context.key, context.batch_id, exc.seconds)
+        return exc
     except (ItemFailed, RetryItem) as exc:
         return exc
     except Exception as exc:
@@ -211,7 +234,7 @@ def _run_item(batch_type: BatchType, payload: object, context: ItemContext) -> E
 
 def _error_message(error: BaseException) -> str:
     """The item's error message for ``error``, fit for the database."""
-    if isinstance(error, ItemFailed | RetryItem):
+    if isinstance(error, ItemFailed | RetryItem | ItemDeadlineExceeded):
         return storable_text(error.message, MAX_ERROR_MESSAGE)
     message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return storable_text(message, MAX_ERROR_MESSAGE)

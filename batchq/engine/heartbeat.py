@@ -5,8 +5,10 @@ longer than ``lease_seconds`` would then lose its page, which the monitor
 re-runs elsewhere. The heartbeat renews from a background thread instead, every
 third of a lease, for as long as the process lives. A killed worker stops
 beating, so its pages still come back after one lease. A hung item must not
-hold its page forever either: once one item has run ``item_timeout_seconds``,
-the heartbeat stops renewing and the page goes back as if its worker had died.
+hold its page or its worker either: once one item has run past its deadline
+(``batchq.engine.deadline``), the heartbeat stops renewing, so no lease outlives
+the deadline by more than one lease; ``HARD_GRACE_SECONDS`` later, if the alarm
+did not stop the item, it calls ``on_hung`` (the Celery task ends its process).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import TracebackType
 
 from batchq.domain.page_runs import PageClaim
+from batchq.engine.deadline import HARD_GRACE_SECONDS
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
 
@@ -29,8 +32,13 @@ class LeaseHeartbeat:
     """``with LeaseHeartbeat(rt, claims, worker) as beat:`` run the items, calling
     ``beat.item_done()`` after each one."""
 
-    def __init__(self, rt: Runtime, claims: Sequence[PageClaim], worker: str) -> None:
+    def __init__(self, rt: Runtime, claims: Sequence[PageClaim], worker: str,
+                 deadline_seconds: float | None = None,
+                 on_hung: Callable[[], None] | None = None) -> None:
         self._rt = rt
+        self._deadline = (rt.settings.item_timeout_seconds if deadline_seconds is None
+                          else deadline_seconds)
+        self._on_hung = on_hung
         self._claims = list(claims)
         self._worker = worker
         self._stopped = threading.Event()
@@ -53,14 +61,37 @@ class LeaseHeartbeat:
 
     def _beat(self) -> None:
         lease = self._rt.settings.lease_seconds
-        while not self._stopped.wait(lease / 3):
-            running_for = time.monotonic() - self._item_since
-            if running_for > self._rt.settings.item_timeout_seconds:
-                log.warning("An item of batch %s has run %.0f seconds, more than "
-                            "BATCHQ_ITEM_TIMEOUT_SECONDS; its page's lease is left to expire.",
-                            self._claims[0].batch_id, running_for)
+        # Woken often enough to notice a deadline within a second; renews every third of a
+        # lease.
+        period = min(lease / 3, 1.0)
+        renew_at = time.monotonic() + lease / 3
+        while not self._stopped.wait(period):
+            item_since = self._item_since
+            overdue = time.monotonic() - item_since > self._deadline
+            if overdue and not self._item_ends_after_deadline(item_since):
                 return
-            self._renew(lease)
+            if time.monotonic() >= renew_at:
+                self._renew(lease)
+                renew_at = time.monotonic() + lease / 3
+
+    def _item_ends_after_deadline(self, item_since: float) -> bool:
+        """An item ran past its deadline: renew nothing until it ends. True when it ended
+        within ``HARD_GRACE_SECONDS`` (the alarm stopped it); otherwise ``on_hung``."""
+        batch_id = self._claims[0].batch_id
+        log.warning("An item of batch %s has run past its deadline of %g s; its page's lease "
+                    "is not renewed until it ends.", batch_id, self._deadline)
+        grace_ends = time.monotonic() + HARD_GRACE_SECONDS
+        while time.monotonic() < grace_ends:
+            if self._stopped.wait(0.1):
+                return False
+            if self._item_since != item_since:
+                return True
+        log.error("An item of batch %s ignored its deadline of %g s for %g s more; its page "
+                  "is left to expire%s.", batch_id, self._deadline, HARD_GRACE_SECONDS,
+                  " and this worker process ends" if self._on_hung else "")
+        if self._on_hung is not None:
+            self._on_hung()
+        return False
 
     def _renew(self, lease: float) -> None:
         try:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from batchq.domain.item_outcomes import ItemStatus
 from batchq.domain.lists import Window
-from batchq.domain.permissions import Caller, read_scope
+from batchq.domain.permissions import Caller, is_operator, read_scope
 from batchq.domain.statuses import PageStatus
 from batchq.domain.throughput import (
     SERIES_BUCKETS,
@@ -89,12 +89,18 @@ def worker_activity(rt: Runtime, caller: Caller) -> WorkerActivity:
     """Who runs what of the batches ``caller`` may read, and how deep the queue is."""
     activity = WorkerActivity()
     scope = read_scope(caller)
+    # Worker ids (host:pid) name the service's machines: only operators see them; others
+    # see each worker under a number (docs/authorization.md).
+    aliases: dict[str, str] = {}
     for row in rt.storage.activity.in_flight(scope):
         if row["status"] == PageStatus.QUEUED:
             activity.queued.append((row["batch_id"], row["type"], int(row["pages"])))
-        else:
-            activity.workers.setdefault(row["worker"] or "(unnamed)", []).append(
-                WorkerRun(row["batch_id"], row["type"], int(row["pages"]), row["since"]))
+            continue
+        worker = row["worker"] or "(unnamed)"
+        if not is_operator(caller):
+            worker = aliases.setdefault(worker, f"worker {len(aliases) + 1}")
+        activity.workers.setdefault(worker, []).append(
+            WorkerRun(row["batch_id"], row["type"], int(row["pages"]), row["since"]))
     if scope.everything:
         # The rows cover every batch: totals from the same read agree with the tables.
         activity.all_queued = sum(pages for _id, _type, pages in activity.queued)

@@ -14,6 +14,7 @@ from batchq.adapters.egress import EgressPolicy, EgressRefused
 from batchq.batch_types.registry import BatchType
 from batchq.domain.items import DuplicateKeys, ItemReader
 from batchq.domain.paging import count_pages
+from batchq.domain.permissions import Caller, check_post
 from batchq.domain.secret_params import split_secrets
 from batchq.domain.statuses import BatchStatus
 from batchq.domain.storable import check_text, json_problem
@@ -34,7 +35,11 @@ class NewBatch:
     params: Mapping[str, Any] | None = None
     description: str | None = None
     tenant_id: str | None = None
+    #: The creator's name when batchq itself creates the batch (``system:schedule``).
     create_user_id: str | None = None
+    #: The user creating the batch: its name becomes ``createUserId``, its stable id the
+    #: owner, and the type's ``post_requires`` are checked against it.
+    creator: Caller | None = None
     page_size: int | None = None
     jobs_per_seed: int | None = None
     failure_threshold: float | None = UNSET
@@ -62,6 +67,7 @@ def create_batch(rt: Runtime, request: NewBatch, raw_items: Iterable[Any]) -> di
     their index). Nothing is stored when any item is refused.
     """
     batch_type = _registered(rt, request.type)
+    check_posting(request.creator, batch_type)
     batch_id = str(uuid.uuid4())
     row = _batch_row(rt, request, batch_type, batch_id)
     page_size = row["page_size"]
@@ -123,6 +129,8 @@ def create_source_batch(rt: Runtime, request: NewBatch, *,
     if batch_type.source is None:
         raise InvalidBatch(f"Batch type {batch_type.code!r} has no source: post its items",
                            {"type": batch_type.code})
+    if request.creator is not None and not process_run:  # a run's starter was checked
+        check_post(request.creator, batch_type.code, batch_type.post_requires)
     batch_id = str(uuid.uuid4())
     row = {**_batch_row(rt, request, batch_type, batch_id), "total_items": 0,
            "stage_sizes": [], "total_jobs": 0, "source_cursor": None,
@@ -130,6 +138,18 @@ def create_source_batch(rt: Runtime, request: NewBatch, *,
     batch = rt.storage.batches.create(row, [], lambda _no_items: {})
     rt.send("seed", batch_id)
     return batch
+
+
+def check_posting(creator: Caller | None, batch_type: BatchType) -> None:
+    """Refuse items posted to a type that finds its own (``InvalidBatch``), unless it says
+    it takes them, and a creator without the functions the type asks (``Forbidden``)."""
+    if not batch_type.takes_posted_items:
+        raise InvalidBatch(
+            f"Batch type {batch_type.code!r} finds its own items (it has a source) and takes "
+            f"no posted items; start a run of it instead (POST /batch-types/"
+            f"{batch_type.code}/start)", {"type": batch_type.code})
+    if creator is not None:
+        check_post(creator, batch_type.code, batch_type.post_requires)
 
 
 def _registered(rt: Runtime, code: str) -> BatchType:
@@ -176,7 +196,10 @@ def _batch_row(rt: Runtime, request: NewBatch, batch_type: BatchType,
     return {
         "id": batch_id, "type": batch_type.code, "status": BatchStatus.WAITING.value,
         "suspended": False, "tenant_id": request.tenant_id,
-        "create_user_id": request.create_user_id, "description": request.description,
+        "create_user_id": request.create_user_id if request.creator is None
+        else request.creator.name,
+        "owner_id": None if request.creator is None else request.creator.user_id,
+        "description": request.description,
         "params": params, "secret_params": secret_params, **_options(rt, request, batch_type),
         "callback_url": _callback_url(rt, request, batch_type),
         "task_info": None if request.task_info is None else dict(request.task_info),

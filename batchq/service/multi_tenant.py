@@ -51,8 +51,7 @@ def create_for_tenants(rt: Runtime, caller: Caller, template: NewBatch,
     for tenant in tenant_ids:
         try:
             tenant_of_new_batch(caller, tenant, named=True)
-            request = dataclasses.replace(template, tenant_id=tenant,
-                                          create_user_id=caller.name)
+            request = dataclasses.replace(template, tenant_id=tenant, creator=caller)
             result.posted_success[tenant] = create_batch(rt, request, items)["id"]
         except _TENANT_PROBLEMS as exc:
             result.posted_problems[tenant] = [exc.message]

@@ -15,8 +15,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from batchq.batch_types.registry import BatchType
 from batchq.domain.lifecycle import cancellable
-from batchq.errors import Conflict, ProcessAlreadyRunning, UniqueViolation
+from batchq.domain.permissions import RUN_RIGHTS, Caller, Function, can_run_processes
+from batchq.errors import Conflict, Forbidden, ProcessAlreadyRunning, UniqueViolation
 from batchq.runtime import Runtime
 from batchq.service.creation import NewBatch, create_source_batch
 from batchq.storage.common import Row, utcnow
@@ -33,23 +35,25 @@ def active_run(rt: Runtime, code: str) -> Row | None:
     return rt.storage.batches.active_process_run(code)
 
 
-def start_process(rt: Runtime, code: str, *, created_by: str,
+def start_process(rt: Runtime, code: str, *, by: Caller | None,
                   params: Mapping[str, Any] | None = None,
                   description: str | None = None) -> Row:
-    """Start a run of batch process ``code``; returns its batch row.
+    """Start a run of batch process ``code`` for ``by`` (None: the schedule); returns its
+    batch row.
 
-    Raises ``UnknownBatchType`` for an unknown code, ``Conflict`` for a type
+    Raises ``Forbidden`` unless ``by`` may start the type (``runnable_type``),
+    ``UnknownBatchType`` for an unknown code, ``Conflict`` for a type
     without a source (it has no items of its own to run), ``InvalidBatch`` for
     params its schema refuses, and ``ProcessAlreadyRunning`` (naming the active
     run in ``details["processId"]``) while a run of the type is active.
     """
-    batch_type = rt.registry.get(code)
+    batch_type = runnable_type(rt, code, by)
     if batch_type.source is None:
         raise Conflict(f"Batch type {code!r} has no source, so it cannot be started as a batch "
                        "process; create a batch with its items instead (POST /batches)",
                        {"type": code})
     request = NewBatch(type=code, params=params, description=description, tenant_id=None,
-                       create_user_id=created_by)
+                       create_user_id=SCHEDULE_USER if by is None else None, creator=by)
     for _attempt in range(_START_ATTEMPTS):
         try:
             return create_source_batch(rt, request, process_run=True)
@@ -62,13 +66,15 @@ def start_process(rt: Runtime, code: str, *, created_by: str,
                    "ending at the same time; try again", {"type": code})
 
 
-def stop_process(rt: Runtime, code: str) -> bool:
-    """Drain the active run of ``code`` (like a cancel); False when none was running.
+def stop_process(rt: Runtime, code: str, *, by: Caller | None) -> bool:
+    """Drain the active run of ``code`` (like a cancel) for ``by``; False when none was
+    running.
 
     Also False when the run is already stopping or finishing: this call stopped
-    nothing. ``Conflict`` when the type cannot be cancelled.
+    nothing. ``Conflict`` when the type cannot be cancelled, ``Forbidden`` unless
+    ``by`` may start and stop the type.
     """
-    batch_type = rt.registry.get(code)
+    batch_type = runnable_type(rt, code, by)
     run = active_run(rt, code)
     if run is None:
         return False
@@ -86,13 +92,36 @@ def stop_process(rt: Runtime, code: str) -> bool:
 def start_scheduled(rt: Runtime, code: str) -> Row | None:
     """celery beat's start of a scheduled type: skipped (and logged) while a run is active."""
     try:
-        run = start_process(rt, code, created_by=SCHEDULE_USER)
+        run = start_process(rt, code, by=None)
     except ProcessAlreadyRunning as exc:
         log.info("Skipped the scheduled start of batch process %r: run %s is still active.",
                  code, exc.details["processId"])
         return None
     log.info("Started run %s of batch process %r on its schedule.", run["id"], code)
     return run
+
+
+def runnable_type(rt: Runtime, code: str, by: Caller | None) -> BatchType:
+    """The type ``code`` if ``by`` (None: batchq's schedule) may start and stop its runs.
+
+    Its ``start_requires`` says who may; by default the rights to change every
+    tenant's batches. Without those, an unknown code is ``Forbidden`` too, so
+    the answer does not tell which codes exist.
+    """
+    if by is None:
+        return rt.registry.get(code)
+    if code not in rt.registry and not can_run_processes(by):
+        raise _may_not_run(by, None)
+    batch_type = rt.registry.get(code)
+    if not can_run_processes(by, batch_type.start_requires):
+        raise _may_not_run(by, batch_type.start_requires)
+    return batch_type
+
+
+def _may_not_run(by: Caller, requires: tuple[Function, ...] | None) -> Forbidden:
+    needs = [f.value for f in requires] if requires is not None else list(RUN_RIGHTS)
+    return Forbidden(f"User {by.name!r} may not start or stop this batch process: that needs "
+                     f"{', '.join(needs)} (or a system user)", {"needs": needs})
 
 
 def _already_running(code: str, process_id: str) -> ProcessAlreadyRunning:

@@ -20,7 +20,7 @@ from typing import Any
 
 from batchq.domain.item_outcomes import ItemStatus
 from batchq.domain.paging import count_pages
-from batchq.domain.permissions import Caller, tenant_of_new_batch
+from batchq.domain.permissions import Caller, check_post, tenant_of_new_batch
 from batchq.domain.statuses import FINAL_STATUSES, BatchStatus
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
 from batchq.runtime import Runtime
@@ -53,6 +53,9 @@ def retry_batch(rt: Runtime, caller: Caller, batch_id: str, selection: str,
                            {"field": "items"})
     original = check_access(rt, caller, batch_id)
     tenant_of_new_batch(caller, original["tenant_id"], named=True)
+    if original["type"] in rt.registry:  # a retry is a new batch of the type: its rule holds
+        batch_type = rt.registry.get(original["type"])
+        check_post(caller, batch_type.code, batch_type.post_requires)
     row = _retry_row(original, caller, selection, description)
     created = rt.storage.batches.create_retry(
         row, SELECTIONS[selection], lambda locked: _check_retryable(locked, selection),
@@ -72,7 +75,7 @@ def _retry_row(original: Row, caller: Caller, selection: str,
     return {
         **{name: original[name] for name in _KEPT},
         "id": str(uuid.uuid4()), "status": BatchStatus.WAITING.value, "suspended": False,
-        "create_user_id": caller.name, "description": described,
+        "create_user_id": caller.name, "owner_id": caller.user_id, "description": described,
         "processed_items": 0, "failed_items": 0, "jobs_created": 0, "jobs_completed": 0,
         "created_at": utcnow(), "retry_of": original["id"], "retry_selection": selection,
     }

@@ -91,18 +91,25 @@ class BatchRepository:
         """Insert the items chunk by chunk, then the batch row, in one transaction.
 
         ``max_active`` is the creator's quota of active batches (0: none),
-        checked first, under a lock on the creator (``_count_active_of``).
+        twice: before the items, without a lock, so a caller over its quota is
+        refused before its body is read; and once every item is in, under a lock
+        on the creator (``_count_active_of``), held only from there to the
+        commit. No lock is held while a (possibly slow) body streams in, so one
+        slow upload cannot hold up its user's other requests.
         A second active run of one batch process raises ``UniqueViolation``.
         ``then`` runs in the same transaction, with the new row (a small
         batch's first pages, ``PageRepository.start_in_creation``), and
         ``claim``'s idempotency key is marked with the batch in it too.
         """
+        creator = row["create_user_id"]
+        owner = row.get("owner_id") if max_active > 0 else None  # the quota applies to it
         try:
             with self.engine.begin() as conn:
-                creator = row["create_user_id"]
-                if max_active > 0 and creator is not None:
-                    check_quota(creator, _count_active_of(conn, creator), max_active)
+                if owner is not None:
+                    check_quota(creator, _count_active_of(conn, owner, lock=False), max_active)
                 insert_items(conn, item_chunks)
+                if owner is not None:
+                    check_quota(creator, _count_active_of(conn, owner), max_active)
                 full = _insert_batch(conn, {**row, **finish(duplicate_keys(conn, row["id"]))})
                 if then is not None:
                     then(conn, full)
@@ -128,9 +135,9 @@ class BatchRepository:
             if original is None:
                 return None
             check(original)
-            creator = row["create_user_id"]
-            if max_active > 0 and creator is not None:
-                check_quota(creator, _count_active_of(conn, creator), max_active)
+            creator, owner = row["create_user_id"], row.get("owner_id")
+            if max_active > 0 and owner is not None:
+                check_quota(creator, _count_active_of(conn, owner), max_active)
             copy_retried_items(conn, original, row["id"], selection)
             sizes = conn.execute(
                 sa.select(items.c.stage, sa.func.count()).where(items.c.batch_id == row["id"])
@@ -228,7 +235,8 @@ class BatchRepository:
         if row is None:
             return None
         system_wide = bool(row.pop("system_wide"))
-        return row, Ownership(row["create_user_id"], row["tenant_id"], system_wide)
+        return row, Ownership(row["create_user_id"], row["tenant_id"], system_wide,
+                              owner_id=row["owner_id"])
 
     def find(self, scope: ReadScope, wanted: BatchFilter, order: BatchOrder,
              window: Window) -> list[Row]:
@@ -406,19 +414,20 @@ class BatchRepository:
 # -- helpers: each runs inside the caller's transaction, or builds a query ---------
 
 
-def _count_active_of(conn: sa.Connection, user: str) -> int:
-    """The user's active batches, counted under a lock on the user until the transaction ends.
+def _count_active_of(conn: sa.Connection, user: str, lock: bool = True) -> int:
+    """The active batches owned by ``user`` (a user id), counted under a lock on the user
+    until the transaction ends (unless ``lock`` is false: a first, cheap look).
 
     So concurrent creates of one user cannot all see room for one more: on
-    PostgreSQL a transaction-scoped advisory lock on the user's name is taken
+    PostgreSQL a transaction-scoped advisory lock on the user's id is taken
     before counting; SQLite's write transactions (``BEGIN IMMEDIATE``) are
     serialised anyway. Whoever counts next sees the batches committed before it.
     """
-    if is_postgres(conn):
+    if lock and is_postgres(conn):
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(user))))
     return int(conn.execute(
         sa.select(sa.func.count()).select_from(batches)
-        .where(batches.c.create_user_id == user, batches.c.status.in_(_ACTIVE))
+        .where(batches.c.owner_id == user, batches.c.status.in_(_ACTIVE))
     ).scalar_one())
 
 
@@ -458,22 +467,31 @@ def _constraint_of(exc: sa.exc.IntegrityError) -> str | None:
     return ACTIVE_PROCESS_INDEX if "batches.type" in text else None
 
 
-def _system_users() -> sa.Select[Any]:
-    return sa.select(users.c.name).where(users.c.is_system.is_(True))
+def _system_user_ids() -> sa.Select[Any]:
+    return sa.select(users.c.id).where(users.c.is_system.is_(True))
+
+
+#: The creators batchq itself uses (``system:schedule``); no user name holds a ':'.
+BATCHQ_CREATOR_PREFIX = "system:"
 
 
 def _system_wide() -> sa.ColumnElement[bool]:
-    """A batch without a tenant created by a system user or by batchq itself."""
+    """A batch without a tenant created by a system user, by batchq itself (no creator, or a
+    ``system:`` one, as scheduled runs have) or as a batch-process run."""
     return sa.and_(batches.c.tenant_id.is_(None),
                    sa.or_(batches.c.create_user_id.is_(None),
-                          batches.c.create_user_id.in_(_system_users())))
+                          batches.c.create_user_id.startswith(BATCHQ_CREATOR_PREFIX,
+                                                              autoescape=True),
+                          batches.c.process_run.is_(True),
+                          batches.c.owner_id.in_(_system_user_ids())))
 
 
 def scope_clause(scope: ReadScope) -> sa.ColumnElement[bool]:
     """The WHERE clause of the batches ``scope`` covers."""
     if scope.everything:
         return sa.true()
-    reach: list[sa.ColumnElement[bool]] = [batches.c.create_user_id == scope.user]
+    reach: list[sa.ColumnElement[bool]] = [
+        sa.false() if scope.user_id is None else batches.c.owner_id == scope.user_id]
     if scope.tenant_batches:
         same_tenant = (batches.c.tenant_id.is_(None) if scope.tenant_id is None
                        else batches.c.tenant_id == scope.tenant_id)

@@ -24,7 +24,11 @@ batches = sa.Table(
     # Set when the batch drains: "cancel" (user) or "abort" (failure threshold).
     sa.Column("stop_reason", sa.String(16)),
     sa.Column("tenant_id", sa.String(200)),
+    # The creator's name, as shown (createUserId); "system:..." for batchq's own runs.
     sa.Column("create_user_id", sa.String(200)),
+    # The creator's stable id (users.id), which ownership follows: a user removed and
+    # added again under the same name is another user. NULL: batchq itself created it.
+    sa.Column("owner_id", sa.String(36)),
     sa.Column("description", sa.Text),
     sa.Column("params", sa.JSON, nullable=False),
     # The values of the type's write-only params (batchq.domain.secret_params): never shown.
@@ -93,6 +97,7 @@ batches = sa.Table(
     sa.Index(None, "created_at"),
     sa.Index(None, "tenant_id", "created_at"),
     sa.Index(None, "create_user_id", "created_at"),
+    sa.Index(None, "owner_id", "created_at"),
     sa.Index(None, "type", "created_at"),
     sa.Index(None, "status", "type", "created_at"),
     # A batch's retries, for its "retries" list.
@@ -175,14 +180,19 @@ item_retries = sa.Table(
 users = sa.Table(
     "users",
     metadata,
-    # The name is the user's id: batches record it as create_user_id.
+    # Batches record the name as create_user_id (what a person reads) and the id as owner_id
+    # (what ownership follows, never reused).
     sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
     sa.Column("tenant_id", sa.String(200)),
     # A JSON list of batchq.permissions.Function values.
     sa.Column("functions", sa.JSON, nullable=False),
     sa.Column("is_system", sa.Boolean, nullable=False, default=False),
     # sha256 of the secret token, hex; the token itself is shown once and never stored.
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    # NULL once the token was revoked: no credential works until a new one is issued.
+    sa.Column("token_hash", sa.String(64), unique=True),
+    # When the token stops working; NULL: never.
+    sa.Column("token_expires_at", sa.DateTime),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 

@@ -1,8 +1,9 @@
-"""The users table: a user's name, tenant, functions and the hash of its token."""
+"""The users table: a user's name, stable id, tenant, functions and its token's hash."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,9 +44,12 @@ class UserRepository:
             return first_row(conn.execute(sa.select(users).where(users.c.name == name)))
 
     def listed(self) -> list[Row]:
-        """Every user by name: name, tenant_id, functions, is_system, created_at (no hash)."""
-        query = (sa.select(users.c.name, users.c.tenant_id, users.c.functions,
-                           users.c.is_system, users.c.created_at).order_by(users.c.name))
+        """Every user by name: name, id, tenant_id, functions, is_system, created_at,
+        token_expires_at and whether its token was revoked (never the hash)."""
+        query = (sa.select(users.c.name, users.c.id, users.c.tenant_id, users.c.functions,
+                           users.c.is_system, users.c.created_at, users.c.token_expires_at,
+                           users.c.token_hash.is_(None).label("token_revoked"))
+                 .order_by(users.c.name))
         with self.engine.connect() as conn:
             return rows(conn.execute(query))
 
@@ -54,11 +58,13 @@ class UserRepository:
         with self.engine.begin() as conn:
             return conn.execute(sa.delete(users).where(users.c.name == name)).rowcount == 1
 
-    def replace_token_hash(self, name: str, token_hash: str) -> bool:
-        """Give ``name`` a new token hash, so the old token stops working when this commits."""
+    def replace_token_hash(self, name: str, token_hash: str | None,
+                           expires_at: datetime | None = None) -> bool:
+        """Give ``name`` a new token hash (None: no token, revoked) expiring at
+        ``expires_at``, so the old token stops working when this commits."""
         with self.engine.begin() as conn:
             result = conn.execute(sa.update(users).where(users.c.name == name)
-                                  .values(token_hash=token_hash))
+                                  .values(token_hash=token_hash, token_expires_at=expires_at))
             return result.rowcount == 1
     def known_tenants(self, tenant_ids: Sequence[str]) -> set[str]:
         """Those of ``tenant_ids`` that at least one user belongs to."""

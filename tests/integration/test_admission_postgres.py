@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +16,8 @@ from flask import Flask
 from api import create_app
 from batchq.domain.permissions import Function
 from batchq.runtime import build_runtime
-from batchq.service.users import NewUser, create_user
+from batchq.service.creation import NewBatch, create_batch
+from batchq.service.users import NewUser, caller_from_row, create_user
 from batchq.settings import Settings
 from batchq.storage.tables import batches, idempotency_keys
 from tests.unit.concurrent_posts import post_at_once
@@ -87,3 +91,38 @@ def test_a_failure_after_the_commit_is_answered_by_the_first_batch_on_postgresql
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     with app.extensions["batchq"].storage.engine.connect() as conn:
         assert list(conn.execute(sa.select(batches.c.id)).scalars()) == [again.get_json()["id"]]
+
+
+def test_a_slow_upload_holds_no_lock_its_users_next_create_waits_for(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url,
+                        max_active_batches_per_user=5)
+    rt = build_runtime(settings, FakeDispatcher(), pool_size=5, max_overflow=0)
+    creator = caller_from_row({"id": "u-1", "name": "uploader", "tenant_id": None,
+                               "functions": [], "is_system": False})
+    body_arrives = threading.Event()
+
+    def slow_items() -> Iterator[dict[str, Any]]:
+        yield {"key": "first", "payload": 1}
+        body_arrives.wait(60)  # the rest of the body has not come yet
+        yield {"key": "last", "payload": 2}
+
+    created: list[dict[str, Any]] = []
+    slow = threading.Thread(target=create_batch, args=(
+        rt, NewBatch(type="echo", creator=creator), slow_items()))
+    quick = threading.Thread(target=lambda: created.append(create_batch(
+        rt, NewBatch(type="echo", creator=creator), [{"n": 1}])))
+    slow.start()
+    try:
+        time.sleep(0.5)  # the slow create has counted its quota and streams its items
+        quick.start()
+        quick.join(timeout=20)  # generous: it waits for no lock, so it is done at once
+        assert not quick.is_alive(), "the quick create waited for the slow upload's lock"
+        assert slow.is_alive()  # the slow body is still arriving
+        assert created[0]["owner_id"] == "u-1"
+    finally:
+        body_arrives.set()
+        slow.join(timeout=60)
+        quick.join(timeout=60)
+        rt.storage.engine.dispose()

@@ -24,7 +24,7 @@ from batchq.engine.monitoring import monitor_batch
 from batchq.engine.seeding import seed_batch
 from batchq.runtime import Runtime
 from batchq.service.creation import NewBatch, create_batch
-from batchq.service.users import NewUser, create_user
+from batchq.service.users import NewUser, caller_from_row, create_user
 from batchq.storage.common import Row, utcnow
 
 
@@ -202,7 +202,16 @@ NewType = Callable[..., tuple[str, Calls]]  # new_type(handler=None, **batch_typ
 
 
 def create(rt: Runtime, type_code: str, items: Iterable[Any], **options: Any) -> str:
-    """Create a batch of ``items`` and return its id."""
+    """Create a batch of ``items`` and return its id.
+
+    ``create_user_id`` names the creator: when a user of that name exists, it owns the
+    batch (by its stable id), as when it posts the batch itself.
+    """
+    name = options.get("create_user_id")
+    if name is not None and "creator" not in options:
+        found = rt.storage.users.by_name(name)
+        if found is not None:
+            options["creator"] = caller_from_row(found)
     return str(create_batch(rt, NewBatch(type=type_code, **options), items)["id"])
 
 

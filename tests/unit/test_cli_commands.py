@@ -311,7 +311,7 @@ def test_user_commands_find_the_database_from_a_subfolder(project: Path) -> None
 
     assert added.exit_code == 0, added.output
     assert listed.output.splitlines()[0].split() == ["NAME", "TENANT", "FUNCTIONS", "SYSTEM",
-                                                     "CREATED"]
+                                                     "CREATED", "TOKEN"]
     assert listed.output.splitlines()[1].split()[:3] == ["shop", "acme", "ADMIN_BATCHES"]
     assert json.loads(in_folder(deep, "user", "ls", "--json").output)[0]["tenantId"] == "acme"
     assert not (deep / "batchq-data").exists()

@@ -227,9 +227,9 @@ def test_the_batch_page_listens_to_the_event_stream_as_the_signed_in_user(
 
 
 def test_retry_calls_the_rest_api_and_opens_the_new_batch(app: Flask, rt: Runtime) -> None:
+    client = signed_in(app, "op", functions=OPERATOR)
     batch_id = create(rt, "echo", failing_items(2), failure_threshold=None, create_user_id="op")
     run_to_end(rt, batch_id)
-    client = signed_in(app, "op", functions=OPERATOR)
     page = client.get(f"/console/batches/{batch_id}").get_data(as_text=True)
     assert "Retry as a new batch" in page
     answer = client.post(f"/console/batches/{batch_id}/retry",

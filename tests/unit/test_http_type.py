@@ -380,3 +380,39 @@ def test_a_rate_limited_batch_goes_through_the_shared_limiter(
     assert times[-1] - times[0] >= 3 / 20 - 0.05
     state = rt.settings.data_dir.resolve() / "rate-limits" / f"http_{batch_id}.slot"
     assert json.loads(state.read_text()) > times[0]
+
+
+def test_a_server_dripping_its_answer_is_cut_off_at_the_timeout_of_the_whole_call(
+    server: LocalServer
+) -> None:
+    # One byte every 0.3 s never trips a 1 s timeout per read; the whole call's does.
+    server.answer(Reply(200, drip=0.3))
+    params = load_params({"url": server.url, "timeout": 1, "max_retries": 0})
+    with pytest.raises(ItemFailed) as failed:
+        send_with_retries(build_request(params, {}), params.timeout, RetryPolicy(0, 0))
+    assert failed.value.message == "no complete answer within 1 s (gave up after 1 attempts)"
+
+
+def test_an_answer_within_the_timeout_of_the_whole_call_is_taken(server: LocalServer) -> None:
+    server.answer(Reply(200, body="{}", drip=0.01))
+    params = load_params({"url": server.url, "timeout": 5, "max_retries": 0})
+    answer = send_with_retries(build_request(params, {}), params.timeout, RetryPolicy(0, 0))
+    assert answer.status == 200
+
+
+@pytest.mark.parametrize("rate", [1e-9, 0.001])
+def test_a_rate_limit_too_low_for_the_item_deadline_is_a_400_naming_the_least_rate(
+    make_runtime: MakeRuntime, rate: float
+) -> None:
+    client: FlaskClient = authenticated_client(create_app(runtime=make_runtime()))
+    response = client.post("/batches", json={
+        "type": "http", "items": [{"n": 1}],
+        "params": {"url": "http://example.test/", "rate_limit": rate}})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    message = response.get_json()["details"]["paramsErrors"]["rate_limit"][0]
+    assert message.startswith(f"{rate:g} requests per second is too slow")
+    assert "rate_limit must be at least 0.00113" in message
+
+
+def test_the_least_rate_limit_for_the_item_deadline_is_accepted() -> None:
+    assert load_params({"url": "http://example.test/", "rate_limit": 0.0012}).rate_limit == 0.0012

@@ -176,3 +176,19 @@ def test_a_user_without_a_tenant_owns_the_batches_without_one() -> None:
 
 def _as_system(app: Flask) -> FlaskClient:
     return authenticated_client(app, f"observer-{uuid.uuid4().hex}", is_system=True)
+
+
+def test_a_system_wide_batch_is_changed_only_with_the_edit_all_rights_even_by_its_starter() -> None:
+    starter = Caller("ops", None, frozenset({ADMIN, BACKEND}), user_id="u-ops")
+    run = Ownership("ops", None, system_wide=True, owner_id="u-ops")
+    plain = Ownership("ops", None, system_wide=False, owner_id="u-ops")
+    assert can_read(starter, run) and not can_change(starter, run)
+    assert can_change(starter, plain)  # the same user, tenant and rights on a batch of its own
+    assert can_change(Caller("root", None, frozenset({ADMIN, BACKEND, EDIT_ALL})), run)
+
+
+def test_ownership_is_by_user_id_not_by_name() -> None:
+    batch = Ownership("ann", "acme", owner_id="u-first-ann")
+    assert can_read(Caller("ann", "acme", user_id="u-first-ann"), batch)
+    assert not can_read(Caller("ann", "acme", user_id="u-second-ann"), batch)
+    assert not can_read(Caller("ann", "acme"), Ownership("ann", "acme"))  # batchq's own: none

@@ -166,10 +166,10 @@ def test_the_result_file_is_read_with_the_batch_read_permission(
     app: Flask, rt: Runtime, new_type: NewType
 ) -> None:
     code, _ = new_type(post_batch=failed_keys_report)
+    owner = authenticated_client(app, "owner", is_system=False, tenant_id="acme")
     batch_id = create(rt, code, ok_items(1), tenant_id="acme", create_user_id="owner")
     run_to_end(rt, batch_id)
     stranger = authenticated_client(app, "stranger", is_system=False, tenant_id="globex")
-    owner = authenticated_client(app, "owner", is_system=False, tenant_id="acme")
 
     assert stranger.get(f"/batches/{batch_id}/result-file").status_code == 404
     assert owner.get(f"/batches/{batch_id}/result-file").status_code == 200

@@ -96,10 +96,10 @@ def test_read_permissions_follow_the_document(client: FlaskClient, rt: Runtime) 
 
 def test_change_permissions_follow_the_document(client: FlaskClient, rt: Runtime) -> None:
     app = client.application
+    backend = tenant_user(app, "bob", "acme", B)
     org = create(rt, "echo", ok_items(1), tenant_id="acme", create_user_id="bob")
     other = create(rt, "echo", ok_items(1), tenant_id="globex", create_user_id="gus")
     suspend = {"suspended": True}
-    backend = tenant_user(app, "bob", "acme", B)
     assert backend.patch(f"{URL}{org}", json=suspend).status_code == 200  # own batch
     reader = tenant_user(app, "reader", "acme", A)
     assert_error(reader.patch(f"{URL}{org}", json=suspend), 403)
