@@ -16,17 +16,54 @@ once, like every batchq process reads its settings.
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from typing import Any
 
 from api.slow_bodies import pace, unpace
+from batchq.batch_types.loading import load_types
+from batchq.errors import BatchqError, StorageUnavailable
 from batchq.settings import Settings
+from batchq.storage.engine import probe
 
 #: Threads of each process for ordinary requests, beyond those its streams may hold.
 REQUEST_THREADS = 28
 
-_settings = Settings.from_env()
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+def _checked_settings() -> Settings:
+    """The settings, the batch types and the database URL, checked before gunicorn forks:
+    what is wrong ends the process with one line (gunicorn would print a traceback per
+    worker and then "Worker failed to boot"). A database that is down is only reported:
+    the API answers 503 until it is back, so the web process may start before it."""
+    try:
+        settings = Settings.from_env()
+        load_types(settings.types)
+        probe(settings.database_url)
+    except StorageUnavailable as exc:
+        print(f"batchq: the web process starts without its database: {exc.message}",
+              file=sys.stderr)
+    except BatchqError as exc:
+        raise SystemExit(f"batchq: cannot start the web process: {exc.message}") from None
+    return settings
+
+
+def _free_address(address: str) -> str:
+    """``address`` if nothing listens on it, else the process ends with one line (gunicorn
+    would retry for five seconds, logging each refusal)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe_socket:
+        probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe_socket.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            raise SystemExit(f"batchq: cannot start the web process: {address} is taken "
+                             f"({exc.strerror}); set PORT to a free port") from None
+    return address
+
+
+_settings = _checked_settings()
+
+bind = _free_address(f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "gthread"
 threads = _settings.sse_max_streams + REQUEST_THREADS

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +48,26 @@ def test_beat_that_cannot_start_says_why_in_one_line() -> None:
     assert done.stderr.strip().splitlines()[-1].startswith("batchq: cannot start: ")
     assert "Traceback" not in done.stderr
 
+
+
+@pytest.mark.parametrize("case", ["bad BATCHQ_TYPES", "bad database URL", "bad number"])
+def test_a_web_process_that_cannot_start_says_why_in_one_line(case: str) -> None:
+    settings, line = BAD_SETTINGS[case]
+    done = _run("web", {**settings, "PORT": str(free_port())})
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("batchq: cannot start"), done.stderr
+    assert line.split(": ", 2)[-1] in last, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_web_process_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run("web", {"PORT": str(port), "BATCHQ_DATA_DIR": str(tmp_path)})
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        f"batchq: cannot start the web process: 0.0.0.0:{port} is taken "
+        "(Address already in use); set PORT to a free port"], done.stderr
