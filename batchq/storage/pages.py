@@ -370,8 +370,10 @@ class PageRepository:
             new_retry_pages = retry_increments(counted)["new_pages"]
             schedule_retries(conn, batch_id, counted, batch["total_jobs"] - new_retry_pages, now)
             if counted and cancellable(batch) and batch_threshold_reached(batch):
-                _abort(conn, batch_id, threshold_reason(batch))
-                batch["stop_reason"] = StopReason.ABORT.value
+                reason = threshold_reason(batch)
+                _abort(conn, batch_id, reason)
+                # As the row now is, for finalize_with_last_page below.
+                batch.update(stop_reason=StopReason.ABORT.value, failure_reason=reason)
             allowed = self.gate.claimable(conn, batch, len(claims)) if runnable(batch) else 0
             if len(claims) > allowed:
                 _hand_back(conn, batch_id, [c.page_no for c in claims[allowed:]])
