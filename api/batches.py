@@ -134,5 +134,5 @@ class BatchById(MethodView):
     def delete(self, batch_id: str) -> dict[str, Any]:
         """Cancel a batch (drain): no new page starts, running pages finish"""
         listing.check_access(runtime(), current_caller(), batch_id, change=True)
-        control.cancel_batch(runtime(), batch_id)
-        return _shown(batch_id)
+        cancelled = control.cancel_batch(runtime(), batch_id)
+        return batch_view(control.batch_details(runtime(), batch_id, cancelled))

@@ -92,6 +92,8 @@ class FinishResult:
     needs_monitor: bool = False
     #: The final status this commit gave the batch (its last page), if any.
     finalized: BatchStatus | None = None
+    #: That commit recorded webhook deliveries too (the batch has a callback URL).
+    webhooks_recorded: bool = False
     next_claims: list[PageClaim] = field(default_factory=list)
     #: The seed has not created every page yet (known when the batch row was read).
     unseeded: bool = False

@@ -98,7 +98,8 @@ def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
         if result.finalized is not None:
             finalized = True
             log.info("Batch %s finished with its last page: %s.", batch_id, result.finalized)
-            send_deliveries(rt, batch_id)  # its webhooks, recorded with the final status
+            if result.webhooks_recorded:  # recorded with the final status: send them
+                send_deliveries(rt, batch_id)
         if result.needs_monitor:
             rt.send("monitor", batch_id)
         claims = result.next_claims

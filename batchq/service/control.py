@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from batchq.domain.progress import WorkQueueStatus
-from batchq.domain.statuses import FINAL_STATUSES, StopReason
+from batchq.domain.statuses import FINAL_STATUSES, BatchStatus, StopReason
 from batchq.domain.storable import check_text
 from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchNotFound, Conflict, InvalidBatch
@@ -73,7 +73,12 @@ def cancellation_behaviour(rt: Runtime, code: str) -> str:
 
 
 def cancel_batch(rt: Runtime, batch_id: str) -> Row:
-    """Drain-style cancel: no new page starts, running pages finish and are counted."""
+    """Drain-style cancel: no new page starts, running pages finish and are counted.
+
+    Returns the batch as the cancel left it, ``Cancelling``: its last running page
+    may finish and finalise it ``Cancelled`` before a read after the cancel, and the
+    answer to a cancel is that it was accepted (202).
+    """
     batch = get_batch(rt, batch_id)
     _refuse_cancel_of(batch)  # a finished batch says so, whatever its type
     if cancellation_behaviour(rt, batch["type"]) == CANNOT_CANCEL:
@@ -85,7 +90,8 @@ def cancel_batch(rt: Runtime, batch_id: str) -> Row:
         raise BatchNotFound(f"No batch with id {batch_id!r}", {"batchId": batch_id})
     _refuse_cancel_of(before)
     rt.send("monitor", batch_id)
-    return get_batch(rt, batch_id)
+    return {**before, "status": BatchStatus.CANCELLING.value,
+            "stop_reason": StopReason.CANCEL.value}
 
 
 def _refuse_cancel_of(batch: Row) -> None:

@@ -384,6 +384,8 @@ class PageRepository:
             if finalize and counted and not claims and (finished or stopping):
                 final = finalize_with_last_page(conn, batch, now, has_post_batch)
             return FinishResult(counted=bool(counted), finalized=final,
+                                webhooks_recorded=final is not None
+                                and bool(batch["callback_url"]),
                                 needs_monitor=bool(counted) and (finished or stopping)
                                 and final is None,
                                 next_claims=claims,
