@@ -20,6 +20,7 @@ import socket
 import sys
 from typing import Any
 
+from api import gunicorn_errors
 from api.slow_bodies import pace, unpace
 from batchq.batch_types.loading import load_types
 from batchq.errors import BatchqError, StorageUnavailable
@@ -62,6 +63,7 @@ def _free_address(address: str) -> str:
 
 
 _settings = _checked_settings()
+gunicorn_errors.install()  # a request gunicorn refuses is answered in JSON too
 
 bind = _free_address(f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
