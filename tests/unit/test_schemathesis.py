@@ -6,12 +6,15 @@ derandomised, so CI runs the same cases every time: about 1,400 of them.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
 import pytest
 from flask import Flask
 from hypothesis import HealthCheck, settings
+
+from tests.conftest import schemathesis_shortfalls
 
 from .fuzzing import SHORT_STREAMS, fuzzed_app, run_case, schema
 from .support import MakeRuntime
@@ -37,9 +40,11 @@ def test_every_operation_keeps_to_its_schema(case: Any, app: Flask) -> None:
 
 
 def test_the_run_generated_enough_cases() -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # This process ran only its share of the cases: the controller checks the whole
+        # run's (tests/conftest.py, pytest_sessionfinish) and fails the session if short.
+        pytest.skip("checked over every xdist process's cases at the end of the run")
     if not cases_run:
         pytest.skip("the schemathesis test did not run (deselected)")
     print(dict(sorted(answers.items())))
-    assert sum(cases_run.values()) >= MIN_TOTAL_CASES, dict(cases_run)
-    # The cases aimed at what exists reach the success answers, not only refusals.
-    assert answers["POST /batches", 201] and answers["PATCH /batches/{batch_id}", 200]
+    assert not schemathesis_shortfalls(cases_run, answers, MIN_TOTAL_CASES)
