@@ -50,6 +50,8 @@ class Cluster:
     settings: Settings
     logs: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Folders the worker and beat processes import from besides the repository.
+    python_path: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.runtime: Runtime = build_runtime(
@@ -67,7 +69,7 @@ class Cluster:
             if isinstance(value, tuple):
                 value = ",".join(value)
             env[f"BATCHQ_{name.upper()}"] = "none" if value is None else str(value)
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *self.python_path])
         return env
 
     def start_worker(

@@ -32,23 +32,32 @@ TABLES = {"Block": "blocks", "Chain": "chains", "Wholesaler": "wholesalers",
 
 
 @pytest.fixture(scope="session")
-def retail_registry() -> None:
-    """The example package, installed (editable) in this environment."""
+def retail_registry(tmp_path_factory: pytest.TempPathFactory) -> str | None:
+    """The example package, installed as a user would (pip), into a folder of this test
+    process's own: returns the folder, or None when the environment already has it.
+
+    Not into the virtual environment: its entry point would then be seen by every other
+    process of the run (pytest-xdist's too), which cannot import the package.
+    """
     try:
         importlib.import_module("retail_registry")
+        return None
     except ImportError:
+        target = tmp_path_factory.mktemp("retail_registry_install")
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                        "-e", str(EXAMPLE)], check=True)
-        # An editable install takes effect through a .pth file, which only processes
-        # started from now on read; this one imports the package from its folder.
-        sys.path.insert(0, str(EXAMPLE))
+                        "--target", str(target), str(EXAMPLE)], check=True)
+        sys.path.insert(0, str(target))  # its module and its entry point's metadata
         importlib.invalidate_caches()
         importlib.import_module("retail_registry")
+        return str(target)
 
 
 @pytest.fixture
-def registry_cluster(retail_registry: None, production_cluster: Cluster) -> Iterator[Cluster]:
-    """A PostgreSQL + Redis cluster whose API knows the example type."""
+def registry_cluster(retail_registry: str | None,
+                     production_cluster: Cluster) -> Iterator[Cluster]:
+    """A PostgreSQL + Redis cluster whose API and processes know the example type."""
+    if retail_registry is not None:
+        production_cluster.python_path.append(retail_registry)
     assert "retail-registry-import" in production_cluster.runtime.registry
     yield production_cluster
 
