@@ -503,17 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="batchq-bench-api-") as tmp:
         workdir = Path(tmp)
-        try:
-            with Processes(workdir) as procs:
-                print("Resetting database batchq_bench and Redis db 14", flush=True)
-                reset_storage()
-                figures = measure_all(args, procs, workdir)
-        except BaseException:
-            for log in sorted(workdir.glob("*.log")):
-                tail = log.read_text(errors="replace")[-2000:]
-                if tail.strip():
-                    print(f"--- {log.name} (tail) ---\n{tail}", file=sys.stderr)
-            raise
+        with log_tails_on_error(workdir), Processes(workdir) as procs:
+            print("Resetting database batchq_bench and Redis db 14", flush=True)
+            reset_storage()
+            figures = measure_all(args, procs, workdir)
     print_summary(args, figures)
     return 0
 

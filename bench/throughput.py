@@ -724,24 +724,17 @@ def main(argv: list[str] | None = None) -> int:
     bq = plain = None
     with tempfile.TemporaryDirectory(prefix="batchq-bench-") as tmp:
         workdir = Path(tmp)
-        try:
-            with Processes(workdir) as procs:
-                print("Resetting database batchq_bench and Redis db 14", flush=True)
-                reset_storage()
-                if args.only in ("both", "batchq"):
-                    print("batchq run", flush=True)
-                    bq = run_batchq(args, procs, workdir)
-                    loads["after batchq"] = load()
-                if args.only in ("both", "plain"):
-                    print("plain Celery run", flush=True)
-                    plain = run_plain(args, procs)
-                    loads["after plain"] = load()
-        except BaseException:
-            for log in sorted(workdir.glob("*.log")):
-                tail = log.read_text(errors="replace")[-2000:]
-                if tail.strip():
-                    print(f"--- {log.name} (tail) ---\n{tail}", file=sys.stderr)
-            raise
+        with log_tails_on_error(workdir), Processes(workdir) as procs:
+            print("Resetting database batchq_bench and Redis db 14", flush=True)
+            reset_storage()
+            if args.only in ("both", "batchq"):
+                print("batchq run", flush=True)
+                bq = run_batchq(args, procs, workdir)
+                loads["after batchq"] = load()
+            if args.only in ("both", "plain"):
+                print("plain Celery run", flush=True)
+                plain = run_plain(args, procs)
+                loads["after plain"] = load()
     print_summary(args, bq, plain, loads)
     if args.json:
         Path(args.json).write_text(json.dumps(_figures(bq, plain)))
