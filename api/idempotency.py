@@ -42,13 +42,15 @@ HEADER_DOC = {
 CreatedAnswer = Callable[[str], Any]
 
 
-def idempotent(blp: Blueprint, created_answer: CreatedAnswer | None = None,
-               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def idempotent(blp: Blueprint, created_answer: CreatedAnswer | None = None, *,
+               per_tenant: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a POST view of ``blp`` (above its flask-smorest decorators) and document it.
 
     A view that creates one batch passes ``created_answer``: its key is then
     marked in the transaction creating the batch, and a retry after a failure
-    past that commit answers 201 with ``created_answer(batch_id)``.
+    past that commit answers 201 with ``created_answer(batch_id)``. A view that
+    creates one batch per tenant passes ``per_tenant``: its key is marked with
+    each batch, and a retry after a failure resumes the request.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,7 +59,8 @@ def idempotent(blp: Blueprint, created_answer: CreatedAnswer | None = None,
             key = request.headers.get(HEADER)
             if key is None:
                 return view(*args, **kwargs)
-            return _run_once(key, lambda: view(*args, **kwargs), created_answer)
+            marks = created_answer is not None or per_tenant
+            return _run_once(key, lambda: view(*args, **kwargs), created_answer, marks)
 
         # flask-smorest's doc() replaces a list rather than extending it: keep the view's.
         documented_before = getattr(view, "_apidoc", {}).get("manual_doc", {})
@@ -72,34 +75,52 @@ def idempotent(blp: Blueprint, created_answer: CreatedAnswer | None = None,
 
 
 def _run_once(key: str, view: Callable[[], Any], created_answer: CreatedAnswer | None,
-              ) -> Response:
-    """Run ``view`` once per key: reserve the key, or answer what it already holds."""
+              marks: bool) -> Response:
+    """Run ``view`` once per key: reserve the key, or answer what it already holds.
+
+    A view that ``marks`` its key with the batches it creates runs under a
+    creation claim; one that was resumable is resumed with the batches it made.
+    """
     idempotency.check_key(key)
-    rt, user = runtime(), current_caller().name
+    rt, user_id = runtime(), _owner_of_keys()
     hasher = _hash_body_as_read()
-    kept = idempotency.reserve(rt, user, key)
+    kept = idempotency.reserve(rt, user_id, key)
+    created: dict[str, str] = {}
     if kept is not None:
-        return _replayed(idempotency.replay(kept, key, hasher.finish()), created_answer)
-    claim = idempotency.CreationClaim(user, key, hasher.finish)
+        if kept.status_code == idempotency.RESUMABLE:
+            request.get_data()  # hashed here and read again by the view: a JSON body, capped
+        kept = idempotency.replay(kept, key, hasher.finish())
+        if kept.status_code != idempotency.RESUMABLE:
+            return _replayed(kept, created_answer)
+        created = idempotency.resume(rt, user_id, key, kept)
+    claim = idempotency.CreationClaim(user_id, key, hasher.finish, created=created)
     try:
-        if created_answer is None:
-            response = _response_of(view)
-        else:
+        if marks:
             with idempotency.creating_under(claim):
                 response = _response_of(view)
+        else:
+            response = _response_of(view)
         if is_kept(response.status_code):
             body = response.get_json(silent=True)
             batch_id = body.get("id") if isinstance(body, dict) else None
-            idempotency.keep(rt, user, key, hasher.finish(), response.status_code, body,
+            idempotency.keep(rt, user_id, key, hasher.finish(), response.status_code, body,
                              batch_id if isinstance(batch_id, str) else None)
             return response
     except BaseException:
         # Whatever broke (the view, or keeping its answer), a retry must run the request
-        # again, unless the batch was created: then its key is marked and not released.
-        idempotency.release(rt, user, key)
+        # again, unless batches were created: then the key names them and is not released.
+        idempotency.release(rt, user_id, key)
         raise
-    idempotency.release(rt, user, key)
+    idempotency.release(rt, user_id, key)
     return response
+
+
+def _owner_of_keys() -> str:
+    """The stable id of the caller, whose keys these are (a name can be given again)."""
+    user_id = current_caller().user_id
+    if user_id is None:
+        raise AssertionError("every caller of the API is a user with an id")
+    return user_id
 
 
 def is_kept(status_code: int) -> bool:

@@ -22,7 +22,7 @@ blp = Blueprint("multi-tenant", __name__, url_prefix="/batches",
 
 @blp.route("/multi-tenant")
 class MultiTenantBatches(MethodView):
-    @idempotent(blp)
+    @idempotent(blp, per_tenant=True)
     @blp.arguments(MultiTenantCreateSchema)
     @blp.response(200, MultiTenantResultSchema,
                   description="Every tenant got its batch (postedProblems is empty)")

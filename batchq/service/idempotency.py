@@ -1,6 +1,7 @@
 """Idempotency keys: a retried request with the same key gets the first answer.
 
-A key belongs to one user. Its row is reserved ("in progress") in a
+A key belongs to one user, by its stable id (a user added again under an old name
+does not inherit its keys). Its row is reserved ("in progress") in a
 transaction of its own before the request runs, so of two concurrent requests
 with one key exactly one runs; the other learns that the key is in progress.
 When the request ends, its answer (a status and a body, which this module
@@ -15,6 +16,13 @@ names it, so a failure after the commit (keeping the answer, sending the
 seed, the process dying) can never lead a retry to create a second batch; the
 retry answers the batch instead (``replay`` then says which). Keys that create
 no batch keep the answer after the request.
+
+A request that creates one batch per tenant (``POST /batches/multi-tenant``)
+marks its key in each batch's creating transaction with every batch created so
+far, by tenant. When it fails after one of them was committed, the key becomes
+``RESUMABLE`` rather than released: a retry of the same request then resumes it
+(``resume``), answering the batches already made and creating only the missing
+ones, so no tenant ever gets a second batch under one key.
 
 A request that dies with its process (kill -9 mid-request) before its batch is
 committed leaves its key in progress until the key expires: refusing retries
@@ -33,7 +41,13 @@ from typing import Any
 from batchq.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidIdempotencyKey
 from batchq.runtime import Runtime
 from batchq.storage.common import utcnow
-from batchq.storage.idempotency import CREATED, IN_PROGRESS, CreationClaim, KeptResponse
+from batchq.storage.idempotency import (
+    CREATED,
+    IN_PROGRESS,
+    RESUMABLE,
+    CreationClaim,
+    KeptResponse,
+)
 
 MAX_KEY_LENGTH = 255
 #: The largest answer kept under a key, as JSON; past it only its start is (``keep``).
@@ -44,8 +58,9 @@ _DETAILS = {"header": "Idempotency-Key"}
 _pending_claim: ContextVar[CreationClaim | None] = ContextVar("batchq_idempotency_claim",
                                                                default=None)
 
-__all__ = ["CREATED", "MAX_KEY_LENGTH", "CreationClaim", "KeptResponse", "check_key",
-           "creating_under", "keep", "release", "replay", "reserve", "take_claim"]
+__all__ = ["CREATED", "MAX_KEY_LENGTH", "RESUMABLE", "CreationClaim", "KeptResponse",
+           "check_key", "creating_under", "keep", "release", "replay", "reserve", "resume",
+           "take_claim"]
 
 
 @contextlib.contextmanager
@@ -73,8 +88,8 @@ def check_key(key: str) -> None:
             "(a UUID is a good key)", dict(_DETAILS))
 
 
-def reserve(rt: Runtime, user: str, key: str) -> KeptResponse | None:
-    """Reserve ``key`` for a request of ``user``; returns None, or what the key already holds.
+def reserve(rt: Runtime, user_id: str, key: str) -> KeptResponse | None:
+    """Reserve ``key`` for a request of the user ``user_id``; None, or what the key holds.
 
     A key older than the retention is deleted and reserved afresh.
     """
@@ -82,32 +97,36 @@ def reserve(rt: Runtime, user: str, key: str) -> KeptResponse | None:
     now = utcnow()
     retention = timedelta(hours=rt.settings.idempotency_key_retention_hours)
     for _ in range(2):
-        if keys.try_reserve(user, key, now):
+        if keys.try_reserve(user_id, key, now):
             return None
-        kept = keys.get(user, key)
+        kept = keys.get(user_id, key)
         if kept is None:
             continue  # released meanwhile: try again
         if kept.created_at >= now - retention:
             return kept
-        keys.delete(user, key, kept.created_at)
+        keys.delete(user_id, key, kept.created_at)
     raise IdempotencyKeyInProgress(_in_progress_message(key), dict(_DETAILS))
 
 
-def keep(rt: Runtime, user: str, key: str, request_hash: str, status_code: int,
+def keep(rt: Runtime, user_id: str, key: str, request_hash: str, status_code: int,
          response: Any, batch_id: str | None) -> None:
     """Keep the answer of the request that reserved ``key``, cut to ``MAX_KEPT_ANSWER_BYTES``.
 
     An answer over the cap is not stored whole: a key already marked with its
-    batch stays so (a retry shows the batch as it is then); any other keeps
-    its status and the start of its message.
+    batch stays so (a retry shows the batch as it is then), a key marked with
+    batches per tenant becomes resumable (a retry answers them again); any
+    other keeps its status and the start of its message.
     """
     keys = rt.storage.idempotency_keys
     if len(json.dumps(response, default=str)) > MAX_KEPT_ANSWER_BYTES:
-        marked = keys.get(user, key)
+        marked = keys.get(user_id, key)
         if marked is not None and marked.status_code == CREATED:
             return
+        if marked is not None and marked.batch_id is not None:
+            keys.release(user_id, key)
+            return
         response = _cut(status_code, response)
-    keys.keep(user, key, request_hash, status_code, response, batch_id)
+    keys.keep(user_id, key, request_hash, status_code, response, batch_id)
 
 
 def _cut(status_code: int, response: Any) -> dict[str, Any]:
@@ -118,9 +137,18 @@ def _cut(status_code: int, response: Any) -> dict[str, Any]:
             "details": {"truncated": True}}
 
 
-def release(rt: Runtime, user: str, key: str) -> None:
-    """Forget a reservation whose answer is not kept, so a retry runs the request again."""
-    rt.storage.idempotency_keys.release(user, key)
+def release(rt: Runtime, user_id: str, key: str) -> None:
+    """Forget a reservation whose answer is not kept, so a retry runs the request again;
+    a key that has batches per tenant becomes resumable instead."""
+    rt.storage.idempotency_keys.release(user_id, key)
+
+
+def resume(rt: Runtime, user_id: str, key: str, kept: KeptResponse) -> dict[str, str]:
+    """Take the ``RESUMABLE`` key ``kept`` (as ``replay`` checked it) for this retry; returns
+    the batches its request created, by tenant. Raises if another retry took it first."""
+    if not rt.storage.idempotency_keys.try_resume(user_id, key, kept.request_hash):
+        raise IdempotencyKeyInProgress(_in_progress_message(key), dict(_DETAILS))
+    return {str(tenant): str(batch_id) for tenant, batch_id in dict(kept.response).items()}
 
 
 def replay(kept: KeptResponse, key: str, request_hash: str) -> KeptResponse:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,10 @@ IN_PROGRESS = 0
 #: The ``status_code`` of a key whose batch is committed but whose answer is not kept
 #: (yet, or ever: the process may have failed after the commit); ``batch_id`` names it.
 CREATED = 1
+#: The ``status_code`` of a key whose request creates one batch per tenant and ended (failed)
+#: after some of them were committed: ``response`` maps each tenant to its batch, and a
+#: retry of the same request resumes it (``try_resume``) instead of creating them again.
+RESUMABLE = 2
 
 
 @dataclass(frozen=True)
@@ -38,73 +42,106 @@ class CreationClaim:
     body has been read.
     """
 
-    user: str
+    user_id: str
     key: str
     request_hash: Callable[[], str]
+    #: For a request creating one batch per tenant: the tenant of the batch about to be
+    #: created (None: the request creates one batch) ...
+    tenant: str | None = None
+    #: ... and the batches its request created before it, by tenant (an earlier try's too).
+    created: Mapping[str, str] = field(default_factory=dict)
+
+    def for_tenant(self, tenant: str, created: Mapping[str, str]) -> CreationClaim:
+        """The claim for ``tenant``'s batch, after the batches ``created`` (by tenant)."""
+        return replace(self, tenant=tenant, created={**self.created, **created})
 
 
 def mark_created(conn: sa.Connection, claim: CreationClaim, batch_id: str) -> None:
-    """In the creating transaction: the reserved key of ``claim`` now names ``batch_id``."""
+    """In the creating transaction: the reserved key of ``claim`` now names ``batch_id``.
+
+    A key of one batch becomes ``CREATED``. A key of one batch per tenant stays in
+    progress, its ``response`` holding every batch created so far by tenant, and
+    ``batch_id`` the latest: if the request fails, ``release`` keeps it for a retry.
+    """
+    if claim.tenant is None:
+        values: dict[str, object] = {"status_code": CREATED}
+    else:
+        values = {"response": {**claim.created, claim.tenant: batch_id}}
     conn.execute(
         sa.update(idempotency_keys)
-        .where(idempotency_keys.c.user_name == claim.user, idempotency_keys.c.key == claim.key)
+        .where(idempotency_keys.c.user_id == claim.user_id,
+               idempotency_keys.c.key == claim.key)
         .where(idempotency_keys.c.status_code == IN_PROGRESS)
-        .values(request_hash=claim.request_hash(), status_code=CREATED, batch_id=batch_id))
+        .values(request_hash=claim.request_hash(), batch_id=batch_id, **values))
 
 
 class IdempotencyKeyRepository:
-    """Keys per user: reserved while their request runs, then holding its answer."""
+    """Keys per user (by id): reserved while their request runs, then holding its answer."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def try_reserve(self, user: str, key: str, now: datetime) -> bool:
-        """Reserve ``key`` for a request of ``user``; False when the key exists already."""
+    def try_reserve(self, user_id: str, key: str, now: datetime) -> bool:
+        """Reserve ``key`` for a request of the user ``user_id``; False if it exists already."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(idempotency_keys).values(
-                    user_name=user, key=key, request_hash="", status_code=IN_PROGRESS,
+                    user_id=user_id, key=key, request_hash="", status_code=IN_PROGRESS,
                     response={}, created_at=now))
         except sa.exc.IntegrityError:
             return False
         return True
 
-    def get(self, user: str, key: str) -> KeptResponse | None:
-        """What ``key`` of ``user`` holds, or None."""
+    def get(self, user_id: str, key: str) -> KeptResponse | None:
+        """What ``key`` of the user ``user_id`` holds, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(idempotency_keys)
-                .where(idempotency_keys.c.user_name == user, idempotency_keys.c.key == key)
+                .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
             ).mappings().first()
         if row is None:
             return None
         return KeptResponse(row["request_hash"], row["status_code"], row["response"],
                             row["created_at"], row["batch_id"])
 
-    def keep(self, user: str, key: str, request_hash: str, status_code: int,
+    def keep(self, user_id: str, key: str, request_hash: str, status_code: int,
              response: Any, batch_id: str | None) -> None:
         """Store the answer of the request that reserved ``key``."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(idempotency_keys)
-                .where(idempotency_keys.c.user_name == user, idempotency_keys.c.key == key)
+                .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
                 .values(request_hash=request_hash, status_code=status_code, response=response,
                         batch_id=batch_id))
 
-    def release(self, user: str, key: str) -> None:
-        """Forget a reservation whose request is still marked in progress."""
+    def release(self, user_id: str, key: str) -> None:
+        """Forget a reservation whose request is still marked in progress, unless it created
+        batches (one per tenant): then the key becomes ``RESUMABLE`` with them."""
+        mine = (idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key,
+                idempotency_keys.c.status_code == IN_PROGRESS)
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.delete(idempotency_keys)
-                .where(idempotency_keys.c.user_name == user, idempotency_keys.c.key == key)
-                .where(idempotency_keys.c.status_code == IN_PROGRESS))
+            conn.execute(sa.update(idempotency_keys).where(*mine)
+                         .where(idempotency_keys.c.batch_id.is_not(None))
+                         .values(status_code=RESUMABLE))
+            conn.execute(sa.delete(idempotency_keys).where(*mine))
 
-    def delete(self, user: str, key: str, created_at: datetime) -> None:
+    def try_resume(self, user_id: str, key: str, request_hash: str) -> bool:
+        """Take a ``RESUMABLE`` key for a retry of its request; False if another retry did."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(idempotency_keys)
+                .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+                .where(idempotency_keys.c.status_code == RESUMABLE,
+                       idempotency_keys.c.request_hash == request_hash)
+                .values(status_code=IN_PROGRESS))
+            return bool(result.rowcount == 1)
+
+    def delete(self, user_id: str, key: str, created_at: datetime) -> None:
         """Delete ``key`` if it is still the one created at ``created_at`` (an expired key)."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.delete(idempotency_keys)
-                .where(idempotency_keys.c.user_name == user, idempotency_keys.c.key == key)
+                .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
                 .where(idempotency_keys.c.created_at == created_at))
 
     def delete_expired(self, before: datetime) -> int:

@@ -211,7 +211,9 @@ idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
     # A POST with an Idempotency-Key: a re-post with the same key and body gets this response.
-    sa.Column("user_name", sa.String(200), primary_key=True),
+    # The stable id of the user (users.id) the key belongs to: a user added again under an
+    # old name does not inherit its keys.
+    sa.Column("user_id", sa.String(36), primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
     # sha256 of the request (path, query and body), hex: another body under the key is a 422.
     sa.Column("request_hash", sa.String(64), nullable=False),

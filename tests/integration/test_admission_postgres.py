@@ -15,7 +15,7 @@ from flask import Flask
 
 from api import create_app
 from batchq.domain.permissions import Function
-from batchq.runtime import build_runtime
+from batchq.runtime import Runtime, build_runtime
 from batchq.service.creation import NewBatch, create_batch
 from batchq.service.users import NewUser, caller_from_row, create_user
 from batchq.settings import Settings
@@ -91,6 +91,39 @@ def test_a_failure_after_the_commit_is_answered_by_the_first_batch_on_postgresql
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     with app.extensions["batchq"].storage.engine.connect() as conn:
         assert list(conn.execute(sa.select(batches.c.id)).scalars()) == [again.get_json()["id"]]
+
+
+def test_concurrent_retries_of_a_multi_tenant_post_that_failed_midway_make_each_batch_once(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from batchq.service import multi_tenant
+
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url)
+    runtime = build_runtime(settings, FakeDispatcher(), pool_size=30, max_overflow=0)
+    app = create_app(runtime=runtime)
+    token = create_user(runtime.storage.users, NewUser(
+        "agency", functions=(Function.MULTI_TENANT,), is_system=True))
+    create = multi_tenant.create_batch
+
+    def globex_fails(rt: Runtime, request: NewBatch, items: Any) -> dict[str, Any]:
+        if request.tenant_id == "globex":
+            raise RuntimeError("the connection broke")
+        return create(rt, request, items)
+
+    body, headers = {**ECHO, "tenantIds": ["acme", "globex"]}, {"Idempotency-Key": "mt"}
+    monkeypatch.setattr(multi_tenant, "create_batch", globex_fails)
+    [failed] = post_at_once(app, token, "/batches/multi-tenant", [body], headers=headers)
+    assert failed.status_code == 500
+    monkeypatch.undo()
+    responses = post_at_once(app, token, "/batches/multi-tenant", [body] * 10, headers=headers)
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 409} and statuses[200] >= 1, statuses
+    answers = {str(r.get_json()["postedSuccess"]) for r in responses if r.status_code == 200}
+    assert len(answers) == 1
+    with runtime.storage.engine.connect() as conn:
+        tenants = sorted(conn.execute(sa.select(batches.c.tenant_id)).scalars())
+    assert tenants == ["acme", "globex"]
+    runtime.storage.engine.dispose()
 
 
 def test_a_slow_upload_holds_no_lock_its_users_next_create_waits_for(

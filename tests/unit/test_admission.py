@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from api import create_app
 from batchq.domain.permissions import Function
 from batchq.engine.cleanup import delete_expired
-from batchq.errors import ConfigurationError
+from batchq.errors import ConfigurationError, IdempotencyKeyInProgress, QuotaExceeded
 from batchq.runtime import Runtime
-from batchq.service import idempotency
+from batchq.service import idempotency, multi_tenant
 from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
 from batchq.storage.common import utcnow
@@ -104,6 +104,12 @@ def test_fifty_concurrent_creates_against_a_limit_of_one_create_exactly_one(
 # -- Idempotency-Key ---------------------------------------------------------------------
 
 
+def user_id_of(rt: Runtime, name: str) -> str:
+    user = rt.storage.users.by_name(name)
+    assert user is not None
+    return str(user["id"])
+
+
 def post_with_key(client: FlaskClient, key: str, body: Any = None, path: str = "/batches",
                   ) -> Any:
     return client.post(path, json=body or ECHO, headers={"Idempotency-Key": key})
@@ -175,13 +181,24 @@ def test_a_key_in_progress_answers_409_and_an_expired_key_is_new(
 ) -> None:
     engine = rt.storage.engine
     day = timedelta(hours=rt.settings.idempotency_key_retention_hours)
-    assert idempotency.reserve(rt, "shop-sync", "busy") is None
+    assert idempotency.reserve(rt, user_id_of(rt, "shop-sync"), "busy") is None
     response = post_with_key(client, "busy")
     assert_error(response, 409)
     assert "in progress" in response.get_json()["error"]
     with engine.begin() as conn:
         conn.execute(sa.update(idempotency_keys).values(created_at=utcnow() - 2 * day))
     assert post_with_key(client, "busy").status_code == 201
+
+
+def test_a_user_added_again_under_an_old_name_does_not_inherit_its_keys(
+    app: Flask, client: FlaskClient, rt: Runtime
+) -> None:
+    first = post_with_key(client, "mine").get_json()["id"]
+    assert rt.storage.users.remove("shop-sync")
+    newcomer = authenticated_client(app, "shop-sync", tenant_id="acme", is_system=False)
+    again = post_with_key(newcomer, "mine")
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    assert again.get_json()["id"] != first
 
 
 def test_a_view_that_raises_releases_its_key(
@@ -275,8 +292,8 @@ def test_the_stored_row_records_the_batch_and_the_response(
     body = post_with_key(client, "stored").get_json()
     with rt.storage.engine.connect() as conn:
         row = conn.execute(sa.select(idempotency_keys)).mappings().one()
-    assert (row["user_name"], row["status_code"], row["batch_id"]) == ("shop-sync", 201,
-                                                                       body["id"])
+    assert (row["user_id"], row["status_code"], row["batch_id"]) == (
+        user_id_of(rt, "shop-sync"), 201, body["id"])
     assert row["response"] == json.loads(json.dumps(body))
     assert len(row["request_hash"]) == 64
 
@@ -371,6 +388,121 @@ def test_a_multi_tenant_repost_with_the_same_key_creates_nothing(
     assert again.get_json() == first.get_json()
     assert again.headers["Idempotent-Replayed"] == "true"
     assert batch_count(rt) == 2
+
+
+MULTI_PATH = "/batches/multi-tenant"
+
+
+def failing_for(monkeypatch: pytest.MonkeyPatch, failures: dict[str, Exception]) -> None:
+    """Make creating the batch of each tenant in ``failures`` raise its exception."""
+    create = multi_tenant.create_batch
+
+    def create_or_fail(rt: Runtime, request: Any, items: Any) -> dict[str, Any]:
+        if request.tenant_id in failures:
+            raise failures[request.tenant_id]
+        return create(rt, request, items)
+
+    monkeypatch.setattr(multi_tenant, "create_batch", create_or_fail)
+
+
+def tenants_of_batches(rt: Runtime) -> list[str]:
+    with rt.storage.engine.connect() as conn:
+        return sorted(conn.execute(sa.select(batches.c.tenant_id)).scalars())
+
+
+def test_a_multi_tenant_failure_after_every_commit_never_makes_second_batches(
+    agency: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {**ECHO, "tenantIds": ["acme", "globex"]}
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    assert_error(post_with_key(agency, "mt-lost", body, MULTI_PATH), 500)
+    first_ids = sorted(batch_ids(rt))
+    monkeypatch.undo()
+    again = post_with_key(agency, "mt-lost", body, MULTI_PATH)
+    assert again.status_code == 200, again.get_json()
+    assert sorted(again.get_json()["postedSuccess"].values()) == first_ids
+    assert sorted(batch_ids(rt)) == first_ids
+    replayed = post_with_key(agency, "mt-lost", body, MULTI_PATH)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.get_json() == again.get_json()
+
+
+def test_a_multi_tenant_request_failing_midway_is_resumed_by_its_retry(
+    agency: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {**ECHO, "tenantIds": ["acme", "globex"]}
+    failing_for(monkeypatch, {"globex": RuntimeError("the database went away")})
+    assert_error(post_with_key(agency, "mt-half", body, MULTI_PATH), 500)
+    [acme_batch] = batch_ids(rt)
+    monkeypatch.undo()
+    assert_error(post_with_key(agency, "mt-half", {**body, "description": "other"},
+                               MULTI_PATH), 422)
+    again = post_with_key(agency, "mt-half", body, MULTI_PATH)
+    assert again.status_code == 200, again.get_json()
+    success = again.get_json()["postedSuccess"]
+    assert list(success) == ["acme", "globex"]
+    assert success["acme"] == acme_batch
+    assert tenants_of_batches(rt) == ["acme", "globex"]
+
+
+def test_a_resumed_request_keeps_the_earlier_batches_whatever_their_order(
+    agency: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try refuses "first" but makes "second"; the retry makes "first" and
+    must still name "second"'s batch under the key, should it fail again."""
+    body = {**ECHO, "tenantIds": ["first", "second"]}
+    failing_for(monkeypatch, {"first": QuotaExceeded("full", retry_after_seconds=1)})
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    assert_error(post_with_key(agency, "mt-order", body, MULTI_PATH), 500)
+    monkeypatch.undo()
+    monkeypatch.setattr(idempotency, "keep", keeping_fails)
+    assert_error(post_with_key(agency, "mt-order", body, MULTI_PATH), 500)
+    monkeypatch.undo()
+    again = post_with_key(agency, "mt-order", body, MULTI_PATH)
+    assert again.status_code == 200, again.get_json()
+    assert set(again.get_json()["postedSuccess"]) == {"first", "second"}
+    assert tenants_of_batches(rt) == ["first", "second"]
+
+
+def test_two_retries_of_a_resumable_request_cannot_both_resume_it(
+    agency: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {**ECHO, "tenantIds": ["acme", "globex"]}
+    failing_for(monkeypatch, {"globex": RuntimeError("the database went away")})
+    assert_error(post_with_key(agency, "mt-race", body, MULTI_PATH), 500)
+    agency_id = user_id_of(rt, "agency")
+    kept = rt.storage.idempotency_keys.get(agency_id, "mt-race")
+    assert kept is not None and kept.status_code == idempotency.RESUMABLE
+    assert list(idempotency.resume(rt, agency_id, "mt-race", kept)) == ["acme"]
+    with pytest.raises(IdempotencyKeyInProgress):
+        idempotency.resume(rt, agency_id, "mt-race", kept)
+    monkeypatch.undo()
+    assert_error(post_with_key(agency, "mt-race", body, MULTI_PATH), 409)
+    assert tenants_of_batches(rt) == ["acme"]
+
+
+def test_a_multi_tenant_failure_before_any_batch_releases_the_key(
+    agency: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {**ECHO, "tenantIds": ["acme", "globex"]}
+    failing_for(monkeypatch, {"acme": RuntimeError("the database went away")})
+    assert_error(post_with_key(agency, "mt-none", body, MULTI_PATH), 500)
+    assert rt.storage.idempotency_keys.get(user_id_of(rt, "agency"), "mt-none") is None
+    monkeypatch.undo()
+    assert post_with_key(agency, "mt-none", body, MULTI_PATH).status_code == 200
+    assert tenants_of_batches(rt) == ["acme", "globex"]
+
+
+def test_a_multi_tenant_answer_over_the_cap_is_answered_again_from_its_batches(
+    agency: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "MAX_KEPT_ANSWER_BYTES", 100)
+    body = {**ECHO, "tenantIds": ["acme", "globex"]}
+    first = post_with_key(agency, "mt-big", body, MULTI_PATH)
+    again = post_with_key(agency, "mt-big", body, MULTI_PATH)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.get_json() == first.get_json()
+    assert tenants_of_batches(rt) == ["acme", "globex"]
 
 
 def test_the_admission_settings_are_read_and_checked() -> None:
