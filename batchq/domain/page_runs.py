@@ -31,6 +31,8 @@ class PageClaim:
     retry_policy: Mapping[str, Any] | None = None
     #: The batch's ``maxItemsPerSecond`` when the page was claimed.
     max_items_per_second: float | None = None
+    #: Positions of items that ignored their deadline in an earlier run: failed, not run.
+    hung_positions: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)

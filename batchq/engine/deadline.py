@@ -15,7 +15,9 @@ Two layers, like Celery's soft and hard time limits:
   no signal handler runs) stops its page's lease from being renewed at the
   deadline, and once ``HARD_GRACE_SECONDS`` more have passed the heartbeat ends
   the process (``on_hung``; the Celery pool starts a fresh one), so the page
-  is re-run elsewhere and counted as a lost worker (invariant 3).
+  is re-run elsewhere (invariant 3). Before that, the heartbeat records the
+  item's position on its page, and the page's next run fails that item at once
+  with ``hung_message`` instead of running it, and hanging, again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from batchq.runtime import Runtime
 
 #: How long after the deadline a handler that ignored the alarm is left before its
 #: process is ended.
@@ -44,6 +50,19 @@ class ItemDeadlineExceeded(BaseException):
         """The item's error."""
         return (f"The item was stopped after its deadline of {self.seconds:g} s (the batch "
                 "type's item_deadline_seconds, or BATCHQ_ITEM_TIMEOUT_SECONDS)")
+
+
+def item_deadline_of(rt: Runtime, code: str) -> float:
+    """The longest one item of type ``code`` may run (the setting, for a type not loaded)."""
+    default = rt.settings.item_timeout_seconds
+    return rt.registry.get(code).deadline(default) if code in rt.registry else default
+
+
+def hung_message(seconds: float) -> str:
+    """The error of an item that ignored its deadline, so that its worker process was ended."""
+    return (f"The item ran past its deadline of {seconds:g} s and did not stop, so its worker "
+            "process was ended; it is not run again (the batch type's item_deadline_seconds, "
+            "or BATCHQ_ITEM_TIMEOUT_SECONDS)")
 
 
 def soft_deadline_available() -> bool:

@@ -17,7 +17,13 @@ from batchq.batch_types.context import ItemContext, ItemFailed, ProgressNote, Re
 from batchq.batch_types.registry import BatchType
 from batchq.domain.page_runs import ClaimRequest, ItemFailure, ItemRetry, PageClaim, PageOutcome
 from batchq.domain.storable import storable_text
-from batchq.engine.deadline import ItemDeadlineExceeded, ItemWatch, item_deadlines
+from batchq.engine.deadline import (
+    ItemDeadlineExceeded,
+    ItemWatch,
+    hung_message,
+    item_deadline_of,
+    item_deadlines,
+)
 from batchq.engine.deliveries import send_deliveries
 from batchq.engine.heartbeat import LeaseHeartbeat
 from batchq.engine.retries import failed_item, policy_of
@@ -140,18 +146,22 @@ def run_pages(rt: Runtime, claims: Sequence[PageClaim], worker: str,
     leases alive, however long one item takes, up to the item's deadline."""
     deadline = item_deadline_of(rt, claims[0].type)
     with LeaseHeartbeat(rt, claims, worker, deadline, on_hung) as heartbeat:
-        return [run_page(rt, claim, worker, heartbeat.item_done) for claim in claims]
+        return [run_page(rt, claim, worker, heartbeat.item_done, heartbeat.item_starts)
+                for claim in claims]
 
 
 def run_page(rt: Runtime, claim: PageClaim, worker: str,
-             keep_leases: Callable[[], None] | None = None) -> PageOutcome:
+             keep_leases: Callable[[], None] | None = None,
+             item_starts: Callable[[int, int], None] | None = None) -> PageOutcome:
     """Run the handler on every item of the page; failures are recorded, not raised.
 
     A transient failure with attempts left goes to a retry page instead
     (``batchq.engine.retries``); the batch's ``maxItemsPerSecond`` spaces the
     items (``batchq.engine.throttle``). ``keep_leases`` is called after every
     item; by default it renews the page's lease between items (``run_pages``
-    passes its heartbeat's instead).
+    passes its heartbeat's instead, and ``item_starts``, told each item's page
+    and position). An item that ignored its deadline in an earlier run fails
+    without running.
     """
     rows = claim.items or rt.storage.items.of_page(
         claim.batch_id, claim.stage, claim.first_pos, claim.item_count)
@@ -165,13 +175,18 @@ def run_page(rt: Runtime, claim: PageClaim, worker: str,
     failures: list[ItemFailure] = []
     retries: list[ItemRetry] = []
     progress = ProgressNote()  # what the page's handlers last said, committed with its counters
-    with item_deadlines(item_deadline_of(rt, claim.type)) as watch:
+    deadline = item_deadline_of(rt, claim.type)
+    with item_deadlines(deadline) as watch:
         for row in rows:
-            throttle()
             error: BaseException | None = None
             if batch_type is None:
                 message: str | None = missing
+            elif row["pos"] in claim.hung_positions:
+                message = hung_message(deadline)
             else:
+                throttle()
+                if item_starts is not None:
+                    item_starts(claim.page_no, row["pos"])
                 context = ItemContext(claim.batch_id, row["key"], claim.stage, claim.params,
                                       progress, claim.item_attempt)
                 error = _run_item(batch_type, row["payload"], context, watch)
@@ -203,12 +218,6 @@ def _lease_keeper(rt: Runtime, claims: Sequence[PageClaim], worker: str) -> Call
 
 #: An item error is a message for a person; a handler's huge exception text is cut.
 MAX_ERROR_MESSAGE = 4000
-
-
-def item_deadline_of(rt: Runtime, code: str) -> float:
-    """The longest one item of type ``code`` may run (the setting, for a type not loaded)."""
-    default = rt.settings.item_timeout_seconds
-    return rt.registry.get(code).deadline(default) if code in rt.registry else default
 
 
 def _run_item(batch_type: BatchType, payload: object, context: ItemContext,

@@ -8,7 +8,8 @@ beating, so its pages still come back after one lease. A hung item must not
 hold its page or its worker either: once one item has run past its deadline
 (``batchq.engine.deadline``), the heartbeat stops renewing, so no lease outlives
 the deadline by more than one lease; ``HARD_GRACE_SECONDS`` later, if the alarm
-did not stop the item, it calls ``on_hung`` (the Celery task ends its process).
+did not stop the item, it marks the item hung on its page (its next run fails
+it) and calls ``on_hung`` (the Celery task ends its process).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 class LeaseHeartbeat:
     """``with LeaseHeartbeat(rt, claims, worker) as beat:`` run the items, calling
-    ``beat.item_done()`` after each one."""
+    ``beat.item_starts(page_no, pos)`` before each one and ``beat.item_done()`` after."""
 
     def __init__(self, rt: Runtime, claims: Sequence[PageClaim], worker: str,
                  deadline_seconds: float | None = None,
@@ -43,6 +44,8 @@ class LeaseHeartbeat:
         self._worker = worker
         self._stopped = threading.Event()
         self._item_since = time.monotonic()
+        #: (page_no, pos) of the item running now, if one does.
+        self._running: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._beat, daemon=True,
                                         name=f"lease-heartbeat-{claims[0].batch_id}")
 
@@ -55,9 +58,15 @@ class LeaseHeartbeat:
         self._stopped.set()
         self._thread.join()
 
+    def item_starts(self, page_no: int, pos: int) -> None:
+        """The item at ``pos`` of page ``page_no`` runs now (its deadline began at
+        ``item_done``, before the throttle's wait)."""
+        self._running = (page_no, pos)
+
     def item_done(self) -> None:
         """The next item starts now: its own ``item_timeout_seconds`` begin."""
         self._item_since = time.monotonic()
+        self._running = None
 
     def _beat(self) -> None:
         lease = self._rt.settings.lease_seconds
@@ -89,9 +98,21 @@ class LeaseHeartbeat:
         log.error("An item of batch %s ignored its deadline of %g s for %g s more; its page "
                   "is left to expire%s.", batch_id, self._deadline, HARD_GRACE_SECONDS,
                   " and this worker process ends" if self._on_hung else "")
+        self._mark_hung()
         if self._on_hung is not None:
             self._on_hung()
         return False
+
+    def _mark_hung(self) -> None:
+        """Record the item that ignored its deadline, so its page's next run fails it."""
+        if self._running is None:
+            return
+        page_no, pos = self._running
+        try:
+            self._rt.storage.pages.mark_hung(self._claims[0].batch_id, page_no, pos)
+        except Exception as exc:  # the page is then run again whole, the item with it
+            log.warning("Could not mark the hung item of batch %s: %s",
+                        self._claims[0].batch_id, exc)
 
     def _renew(self, lease: float) -> None:
         try:

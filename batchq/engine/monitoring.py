@@ -19,6 +19,7 @@ from batchq.domain.results import ResultFile, result_file_problem, split_post_ba
 from batchq.domain.secret_params import run_params
 from batchq.domain.statuses import FINAL_STATUSES, WORKER_LOST, BatchStatus, PageStatus, StopReason
 from batchq.domain.storable import json_problem
+from batchq.engine.deadline import hung_message, item_deadline_of
 from batchq.engine.deliveries import send_deliveries
 from batchq.engine.seeding import queue_more_pages
 from batchq.errors import BatchqError, StorageUnavailable, Unstorable
@@ -108,7 +109,10 @@ def recover_expired_pages(rt: Runtime, batch_id: str) -> None:
 def give_up_page(rt: Runtime, batch_id: str, page: Any) -> None:
     """Fail every item of a page whose workers kept dying, so the batch goes on."""
     rows = rt.storage.items.of_page_row(page)  # a retry page's items too
-    failures = [ItemFailure(page["stage"], row["pos"], row["seq"], row["key"], WORKER_LOST,
+    hung = set(page["hung_positions"] or ())
+    hung_error = hung_message(_deadline_of_batch(rt, batch_id)) if hung else WORKER_LOST
+    failures = [ItemFailure(page["stage"], row["pos"], row["seq"], row["key"],
+                            hung_error if row["pos"] in hung else WORKER_LOST,
                             page["item_attempt"]) for row in rows]
     outcome = PageOutcome(batch_id, page["page_no"], 0, failures)
     now = utcnow()
@@ -117,6 +121,12 @@ def give_up_page(rt: Runtime, batch_id: str, page: Any) -> None:
     if result.counted:
         log.warning("Gave up page %d of batch %s after %d attempts; %d items failed.",
                     page["page_no"], batch_id, page["attempts"], len(failures))
+
+
+def _deadline_of_batch(rt: Runtime, batch_id: str) -> float:
+    batch = rt.storage.batches.get(batch_id)
+    code = batch["type"] if batch is not None else ""
+    return item_deadline_of(rt, code)
 
 
 def resend_lost_messages(rt: Runtime, batch_id: str, stale_before: datetime | None = None) -> None:

@@ -324,6 +324,16 @@ class PageRepository:
             )
             return int(result.rowcount)
 
+    def mark_hung(self, batch_id: str, page_no: int, pos: int) -> None:
+        """The item at ``pos`` of the page ignored its deadline: its next run fails it."""
+        page = (pages.c.batch_id == batch_id, pages.c.page_no == page_no)
+        with self.engine.begin() as conn:
+            marked = conn.execute(
+                sa.select(pages.c.hung_positions).where(*page).with_for_update()).scalar()
+            if marked is None or pos not in marked:
+                conn.execute(sa.update(pages).where(*page)
+                             .values(hung_positions=[*(marked or ()), pos]))
+
     def finish_one(self, outcome: PageOutcome, now: datetime, *,
                    only_if_lease_expired: bool = False,
                    lost_before: datetime | None = None) -> FinishResult:
@@ -423,7 +433,7 @@ def abandoned(now: datetime, lost_before: datetime | None,
 
 
 _CLAIMED = (pages.c.page_no, pages.c.stage, pages.c.first_pos, pages.c.item_count,
-            pages.c.attempts, pages.c.item_attempt)
+            pages.c.attempts, pages.c.item_attempt, pages.c.hung_positions)
 
 
 def _claim_pages(batch_id: str, page_nos: Sequence[int] | sa.Select[Any],
@@ -452,7 +462,7 @@ def _claim_created(conn: sa.Connection, request: ClaimRequest, now: datetime) ->
     claimed = sorted(conn.execute(statement), key=lambda row: row.page_no)
     return [replace(like, page_no=row.page_no, stage=row.stage, first_pos=row.first_pos,
                     item_count=row.item_count, attempt=row.attempts,
-                    item_attempt=row.item_attempt, items=())
+                    item_attempt=row.item_attempt, hung_positions=_hung(row), items=())
             for row in claimed]
 
 
@@ -463,7 +473,12 @@ def _claim(batch: Mapping[str, Any], claimed: sa.Row[Any]) -> PageClaim:
         type=batch["type"], params=run_params(batch),
         staged=len(batch["stage_sizes"]) > 1, item_attempt=claimed.item_attempt,
         retry_policy=batch["retry_policy"], max_items_per_second=batch["max_items_per_second"],
+        hung_positions=_hung(claimed),
     )
+
+
+def _hung(claimed: sa.Row[Any]) -> frozenset[int]:
+    return frozenset(int(pos) for pos in claimed.hung_positions or ())
 
 
 def _refreshed(claim: PageClaim, batch: Mapping[str, Any]) -> PageClaim:

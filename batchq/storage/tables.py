@@ -128,6 +128,9 @@ pages = sa.Table(
     # item_retries) run their n-th attempt, not before not_before.
     sa.Column("item_attempt", sa.Integer, nullable=False, default=1, server_default=sa.text("1")),
     sa.Column("not_before", sa.DateTime),
+    # Positions of the page's items whose handler ignored its deadline, so that its worker
+    # process was ended (a JSON list; NULL: none): the page's next run fails them at once.
+    sa.Column("hung_positions", sa.JSON),
     sa.Index(None, "batch_id", "status", "page_no"),
 )
 

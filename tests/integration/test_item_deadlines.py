@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchq.domain.statuses import WORKER_LOST
+from batchq.engine.deadline import hung_message
 from tests.integration.harness import Cluster
 
 DEADLINE_ERROR = ("The item was stopped after its deadline of 1 s (the batch type's "
@@ -30,12 +30,16 @@ def test_an_item_ignoring_its_deadline_ends_its_process_and_the_pool_runs_on(
     cluster = production_cluster
     cluster.start_worker(concurrency=1)
     cluster.start_beat()  # the monitor re-runs the page whose lease its deadline let expire
-    hung = cluster.create([{"hang": "ignore"}], type="test-hang", failureThreshold=None)
+    hung = cluster.create([{"n": 0}, {"hang": "ignore"}, {"n": 2}], type="test-hang",
+                          failureThreshold=None, pageSize=3)
 
     batch = cluster.wait_final(hung, timeout=120)
     after = cluster.create([{"n": n} for n in range(5)], type="test-hang")
 
-    # Each attempt ended its process; after max_attempts the page was given up.
-    assert (batch["status"], batch["failedItems"]) == ("CompletedWithErrors", 1)
-    assert cluster.errors(hung) == {"0": WORKER_LOST}
+    # The first run ended its process and marked the item; the page's second run failed it
+    # without running it, and ran the others.
+    assert (batch["status"], batch["processedItems"], batch["failedItems"]) == (
+        "CompletedWithErrors", 3, 1)
+    assert cluster.errors(hung) == {"1": hung_message(1)}
+    cluster.assert_counts_are_exact(hung)
     assert cluster.wait_final(after, timeout=60)["status"] == "Completed"

@@ -11,7 +11,8 @@ import pytest
 
 from batchq.batch_types.context import ItemContext
 from batchq.batch_types.registry import BatchType
-from batchq.domain.statuses import BatchStatus
+from batchq.domain.statuses import WORKER_LOST, BatchStatus
+from batchq.engine.deadline import hung_message
 from batchq.engine.execution import run_pages
 from batchq.errors import ConfigurationError
 from batchq.storage.common import utcnow
@@ -78,6 +79,52 @@ def test_a_handler_that_ignores_the_alarm_stops_its_lease_and_is_ended(
     assert ended.is_set()
     # No renewal after the deadline: the lease ran out, so the monitor re-runs the page.
     assert [page["page_no"] for page in rt.storage.pages.expired(batch_id, utcnow())] == [0]
+
+
+def test_an_item_that_ignored_its_deadline_fails_at_once_when_its_page_runs_again(
+    make_runtime: MakeRuntime, new_type: NewType
+) -> None:
+    rt = make_runtime(lease_seconds=0.6)
+    ended = threading.Event()
+
+    def stubborn_or_echo(payload: Any, ctx: ItemContext) -> None:
+        if payload.get("stubborn"):
+            swallow_until(ended)
+
+    code, calls = new_type(handler=stubborn_or_echo, item_deadline_seconds=0.3)
+    batch_id = create(rt, code, [{"n": 0}, {"stubborn": True}, {"n": 2}],
+                      failure_threshold=None)
+    deliver_seed(rt)
+    claim = rt.storage.pages.claim_queued(batch_id, 0, "w", utcnow(), utcnow())
+    run_pages(rt, [claim], "w", on_hung=ended.set)
+    [page] = rt.storage.pages.expired(batch_id, utcnow())
+    assert page["hung_positions"] == [1]
+    calls.runs.clear()
+
+    batch = run_to_end(rt, batch_id)  # the monitor re-runs the page whose process ended
+
+    assert (batch["status"], batch["processed_items"], batch["failed_items"]) == (
+        BatchStatus.COMPLETED_WITH_ERRORS, 3, 1)
+    assert dict(rt.storage.items.iter_errors(batch_id)) == {"1": hung_message(0.3)}
+    assert calls.keys == ["0", "2"]  # the hung item did not run again
+
+
+def test_a_page_given_up_fails_its_hung_items_with_the_deadline_message(
+    make_runtime: MakeRuntime, new_type: NewType
+) -> None:
+    rt = make_runtime(max_attempts=1)
+    code, _calls = new_type(item_deadline_seconds=2)
+    batch_id = create(rt, code, [{"n": 0}, {"n": 1}], failure_threshold=None)
+    deliver_seed(rt)
+    rt.storage.pages.claim_queued(batch_id, 0, "w", utcnow(), utcnow())
+    rt.storage.pages.mark_hung(batch_id, 0, 1)
+    rt.storage.pages.mark_hung(batch_id, 0, 1)  # marked once
+
+    batch = run_to_end(rt, batch_id)
+
+    assert batch["failed_items"] == 2
+    assert dict(rt.storage.items.iter_errors(batch_id)) == {"0": WORKER_LOST,
+                                                           "1": hung_message(2)}
 
 
 def swallow_until(ended: threading.Event) -> None:
