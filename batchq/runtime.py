@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from batchq.adapters.egress import shared_egress
 from batchq.batch_types.loading import load_types
 from batchq.batch_types.registry import Registry
+from batchq.domain.page_runs import PageClaim
 from batchq.settings import Settings
 from batchq.storage import Storage
 from batchq.storage.engine import create_engine
@@ -42,6 +43,10 @@ class Runtime:
     storage: Storage
     registry: Registry
     dispatcher: Dispatcher
+    #: Pages this process claimed but could not commit, because the database went away
+    #: mid-page: its next job hands them back, so they need not wait for their lease
+    #: (``batchq.engine.execution``).
+    unfinished_claims: list[PageClaim] = field(default_factory=list)
 
     def clock(self) -> datetime:
         """The wall clock of run windows, naive UTC (``StartGate.clock``; a test may fake it)."""

@@ -42,11 +42,6 @@ CLAIM_SECONDS = 0.2
 MAX_PAGES_PER_CLAIM = 32
 
 
-#: Pages this process claimed but could not commit, because the database went away
-#: mid-page: the next job it runs hands them back, so they need not wait for their lease.
-_unfinished: list[PageClaim] = []
-
-
 def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
             on_hung: Callable[[], None] | None = None) -> int:
     """Run page ``page_no`` and then further pages for one time slice; returns pages run.
@@ -66,13 +61,14 @@ def run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
 
 def hand_back_unfinished(rt: Runtime, worker: str) -> None:
     """Release the pages an earlier job of this process could not commit, and re-send them."""
-    while _unfinished:
-        claim = _unfinished[0]
-        same = [c.page_no for c in _unfinished if c.batch_id == claim.batch_id]
+    unfinished = rt.unfinished_claims
+    while unfinished:
+        claim = unfinished[0]
+        same = [c.page_no for c in unfinished if c.batch_id == claim.batch_id]
         for page_no in rt.storage.pages.release_unfinished(claim.batch_id, same, worker,
                                                            utcnow()):
             rt.send("execute", claim.batch_id, page_no)
-        _unfinished[:] = [c for c in _unfinished if c.batch_id != claim.batch_id]
+        unfinished[:] = [c for c in unfinished if c.batch_id != claim.batch_id]
 
 
 def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
@@ -87,7 +83,7 @@ def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
     finalized = False
     while claims:
         started = time.monotonic()
-        _unfinished.extend(claims)  # until their outcomes are committed
+        rt.unfinished_claims.extend(claims)  # until their outcomes are committed
         outcomes = run_pages(rt, claims, worker, on_hung)
         pages_run += len(outcomes)
         now = utcnow()
@@ -97,7 +93,7 @@ def _run_job(rt: Runtime, batch_id: str, page_no: int, worker: str,
             request = ClaimRequest(worker, now + lease, _pages_per_claim(per_page), claims[-1])
         result = rt.storage.pages.finish(outcomes, now, claim=request, finalize=True,
                                          has_post_batch=has_post_batch)
-        del _unfinished[-len(claims):]
+        del rt.unfinished_claims[-len(claims):]
         if not result.counted:
             log.info("Pages %s of batch %s were already done; their results were dropped.",
                      [claim.page_no for claim in claims], batch_id)
