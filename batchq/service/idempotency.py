@@ -18,9 +18,9 @@ retry answers the batch instead (``replay`` then says which). Keys that create
 no batch keep the answer after the request.
 
 A request that creates one batch per tenant (``POST /batches/multi-tenant``)
-marks its key in each batch's creating transaction with every batch created so
-far, by tenant. When it fails after one of them was committed, the key becomes
-``RESUMABLE`` rather than released: a retry of the same request then resumes it
+marks its key in each batch's creating transaction with that tenant's batch.
+When it fails after one of them was committed, the key becomes ``RESUMABLE``
+rather than released: a retry of the same request then resumes it
 (``resume``), answering the batches already made and creating only the missing
 ones, so no tenant ever gets a second batch under one key.
 
@@ -146,9 +146,10 @@ def release(rt: Runtime, user_id: str, key: str) -> None:
 def resume(rt: Runtime, user_id: str, key: str, kept: KeptResponse) -> dict[str, str]:
     """Take the ``RESUMABLE`` key ``kept`` (as ``replay`` checked it) for this retry; returns
     the batches its request created, by tenant. Raises if another retry took it first."""
-    if not rt.storage.idempotency_keys.try_resume(user_id, key, kept.request_hash):
+    keys = rt.storage.idempotency_keys
+    if not keys.try_resume(user_id, key, kept.request_hash):
         raise IdempotencyKeyInProgress(_in_progress_message(key), dict(_DETAILS))
-    return {str(tenant): str(batch_id) for tenant, batch_id in dict(kept.response).items()}
+    return keys.tenant_batches(user_id, key)
 
 
 def replay(kept: KeptResponse, key: str, request_hash: str) -> KeptResponse:

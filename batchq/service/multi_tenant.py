@@ -65,7 +65,7 @@ def create_for_tenants(rt: Runtime, caller: Caller, template: NewBatch,
         try:
             tenant_of_new_batch(caller, tenant, named=True)
             request = dataclasses.replace(template, tenant_id=tenant, creator=caller)
-            with _marking(claim, tenant, result.posted_success):
+            with _marking(claim, tenant):
                 result.posted_success[tenant] = create_batch(rt, request, items)["id"]
         except _TENANT_PROBLEMS as exc:
             result.posted_problems[tenant] = [exc.message]
@@ -77,11 +77,10 @@ def create_for_tenants(rt: Runtime, caller: Caller, template: NewBatch,
 
 
 @contextlib.contextmanager
-def _marking(claim: CreationClaim | None, tenant: str, created: dict[str, str],
-             ) -> Iterator[None]:
+def _marking(claim: CreationClaim | None, tenant: str) -> Iterator[None]:
     """Create ``tenant``'s batch under the request's idempotency claim, if it has one."""
     if claim is None:
         yield
         return
-    with idempotency.creating_under(claim.for_tenant(tenant, created)):
+    with idempotency.creating_under(claim.for_tenant(tenant)):
         yield

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batchq.storage.tables import idempotency_keys
+from batchq.storage.tables import idempotency_key_batches, idempotency_keys
 
 #: The ``status_code`` of a reserved key whose request is still running.
 IN_PROGRESS = 0
@@ -17,8 +17,8 @@ IN_PROGRESS = 0
 #: (yet, or ever: the process may have failed after the commit); ``batch_id`` names it.
 CREATED = 1
 #: The ``status_code`` of a key whose request creates one batch per tenant and ended (failed)
-#: after some of them were committed: ``response`` maps each tenant to its batch, and a
-#: retry of the same request resumes it (``try_resume``) instead of creating them again.
+#: after some of them were committed (``idempotency_key_batches`` names them): a retry of
+#: the same request resumes it (``try_resume``) instead of creating them again.
 RESUMABLE = 2
 
 
@@ -48,31 +48,32 @@ class CreationClaim:
     #: For a request creating one batch per tenant: the tenant of the batch about to be
     #: created (None: the request creates one batch) ...
     tenant: str | None = None
-    #: ... and the batches its request created before it, by tenant (an earlier try's too).
+    #: ... and the batches an earlier try of the request made, by tenant (it is resumed).
     created: Mapping[str, str] = field(default_factory=dict)
 
-    def for_tenant(self, tenant: str, created: Mapping[str, str]) -> CreationClaim:
-        """The claim for ``tenant``'s batch, after the batches ``created`` (by tenant)."""
-        return replace(self, tenant=tenant, created={**self.created, **created})
+    def for_tenant(self, tenant: str) -> CreationClaim:
+        """The claim for ``tenant``'s batch."""
+        return replace(self, tenant=tenant)
 
 
 def mark_created(conn: sa.Connection, claim: CreationClaim, batch_id: str) -> None:
     """In the creating transaction: the reserved key of ``claim`` now names ``batch_id``.
 
     A key of one batch becomes ``CREATED``. A key of one batch per tenant stays in
-    progress, its ``response`` holding every batch created so far by tenant, and
-    ``batch_id`` the latest: if the request fails, ``release`` keeps it for a retry.
+    progress with ``batch_id`` the latest, and gets a row naming the tenant's
+    batch (one row per batch, so a post to n tenants writes n rows, not n maps):
+    if the request fails, ``release`` keeps the key for a retry.
     """
-    if claim.tenant is None:
-        values: dict[str, object] = {"status_code": CREATED}
-    else:
-        values = {"response": {**claim.created, claim.tenant: batch_id}}
-    conn.execute(
+    status = {"status_code": CREATED} if claim.tenant is None else {}
+    marked = conn.execute(
         sa.update(idempotency_keys)
         .where(idempotency_keys.c.user_id == claim.user_id,
                idempotency_keys.c.key == claim.key)
         .where(idempotency_keys.c.status_code == IN_PROGRESS)
-        .values(request_hash=claim.request_hash(), batch_id=batch_id, **values))
+        .values(request_hash=claim.request_hash(), batch_id=batch_id, **status))
+    if claim.tenant is not None and marked.rowcount == 1:
+        conn.execute(sa.insert(idempotency_key_batches).values(
+            user_id=claim.user_id, key=claim.key, tenant_id=claim.tenant, batch_id=batch_id))
 
 
 class IdempotencyKeyRepository:
@@ -136,17 +137,36 @@ class IdempotencyKeyRepository:
                 .values(status_code=IN_PROGRESS))
             return bool(result.rowcount == 1)
 
+    def tenant_batches(self, user_id: str, key: str) -> dict[str, str]:
+        """The batches the request of ``key`` made one per tenant, by tenant."""
+        with self.engine.connect() as conn:
+            made = conn.execute(
+                sa.select(idempotency_key_batches.c.tenant_id, idempotency_key_batches.c.batch_id)
+                .where(idempotency_key_batches.c.user_id == user_id,
+                       idempotency_key_batches.c.key == key))
+            return {str(tenant): str(batch_id) for tenant, batch_id in made}
+
     def delete(self, user_id: str, key: str, created_at: datetime) -> None:
-        """Delete ``key`` if it is still the one created at ``created_at`` (an expired key)."""
+        """Delete ``key`` if it is still the one created at ``created_at`` (an expired key),
+        with the batches it named."""
         with self.engine.begin() as conn:
-            conn.execute(
+            deleted = conn.execute(
                 sa.delete(idempotency_keys)
                 .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
                 .where(idempotency_keys.c.created_at == created_at))
+            if deleted.rowcount:
+                conn.execute(sa.delete(idempotency_key_batches)
+                             .where(idempotency_key_batches.c.user_id == user_id,
+                                    idempotency_key_batches.c.key == key))
 
     def delete_expired(self, before: datetime) -> int:
-        """Delete keys created before ``before``; returns how many."""
+        """Delete keys created before ``before``, with the batches they named; returns how
+        many keys."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 sa.delete(idempotency_keys).where(idempotency_keys.c.created_at < before))
+            key_gone = ~sa.exists().where(
+                idempotency_keys.c.user_id == idempotency_key_batches.c.user_id,
+                idempotency_keys.c.key == idempotency_key_batches.c.key)
+            conn.execute(sa.delete(idempotency_key_batches).where(key_gone))
             return int(result.rowcount)

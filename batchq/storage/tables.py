@@ -227,6 +227,17 @@ idempotency_keys = sa.Table(
     sa.Index(None, "created_at"),
 )
 
+idempotency_key_batches = sa.Table(
+    "idempotency_key_batches",
+    metadata,
+    # The batches a key's request made one per tenant (POST /batches/multi-tenant), each row
+    # written in its batch's creating transaction: a retry resumes the request from them.
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("tenant_id", sa.String(200), primary_key=True),
+    sa.Column("batch_id", sa.String(36), nullable=False),
+)
+
 deliveries = sa.Table(
     "deliveries",
     metadata,

@@ -21,7 +21,7 @@ from batchq.service import idempotency, multi_tenant
 from batchq.service.users import NewUser, create_user
 from batchq.settings import Settings
 from batchq.storage.common import utcnow
-from batchq.storage.tables import batches, idempotency_keys
+from batchq.storage.tables import batches, idempotency_key_batches, idempotency_keys
 
 from .concurrent_posts import post_at_once
 from .support import MakeRuntime, authenticated_client, ok_items, run_to_end
@@ -491,6 +491,29 @@ def test_a_multi_tenant_failure_before_any_batch_releases_the_key(
     monkeypatch.undo()
     assert post_with_key(agency, "mt-none", body, MULTI_PATH).status_code == 200
     assert tenants_of_batches(rt) == ["acme", "globex"]
+
+
+def test_an_expired_resumable_key_is_new_and_cleanup_deletes_its_batch_rows(
+    agency: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {**ECHO, "tenantIds": ["acme", "globex"]}
+    failing_for(monkeypatch, {"globex": RuntimeError("the database went away")})
+    assert_error(post_with_key(agency, "mt-old", body, MULTI_PATH), 500)
+    monkeypatch.undo()
+    [first] = batch_ids(rt)
+    run_to_end(rt, first)  # out of the quota of active batches
+    past = utcnow() - timedelta(hours=2 * rt.settings.idempotency_key_retention_hours)
+    with rt.storage.engine.begin() as conn:
+        conn.execute(sa.update(idempotency_keys).values(created_at=past))
+    again = post_with_key(agency, "mt-old", body, MULTI_PATH)  # expired: a new request
+    assert again.status_code == 200
+    assert tenants_of_batches(rt) == ["acme", "acme", "globex"]
+    with rt.storage.engine.begin() as conn:
+        conn.execute(sa.update(idempotency_keys).values(created_at=past))
+    delete_expired(rt)
+    with rt.storage.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(
+            idempotency_key_batches)).scalar_one() == 0
 
 
 def test_a_multi_tenant_answer_over_the_cap_is_answered_again_from_its_batches(

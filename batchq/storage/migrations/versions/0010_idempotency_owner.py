@@ -1,7 +1,8 @@
-"""idempotency keys belong to the stable user id, not to the user's name
+"""idempotency keys belong to the stable user id, and name their batches per tenant
 
 A user deleted and added again under the same name is a new user: it must not
-be answered with the old user's kept answers (or be shown its batches).
+be answered with the old user's kept answers (or be shown its batches). A
+multi-tenant post records each tenant's batch under its key, one row each.
 
 Revision ID: 0010_idempotency_owner
 Revises: 0009_access
@@ -30,10 +31,20 @@ def upgrade() -> None:
         batch_op.alter_column('user_name', new_column_name='user_id',
                               existing_type=sa.String(length=200), type_=sa.String(length=36),
                               existing_nullable=False)
+    op.create_table(
+        'idempotency_key_batches',
+        sa.Column('user_id', sa.String(length=36), nullable=False),
+        sa.Column('key', sa.String(length=255), nullable=False),
+        sa.Column('tenant_id', sa.String(length=200), nullable=False),
+        sa.Column('batch_id', sa.String(length=36), nullable=False),
+        sa.PrimaryKeyConstraint('user_id', 'key', 'tenant_id',
+                                name=op.f('pk_idempotency_key_batches')),
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema: keys are owned by their user's name again."""
+    op.drop_table('idempotency_key_batches')
     with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
         batch_op.alter_column('user_id', new_column_name='user_name',
                               existing_type=sa.String(length=36), type_=sa.String(length=200),
