@@ -7,17 +7,14 @@ path, so the CLI imports neither ``api`` nor ``workers``.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import time
 from datetime import timedelta
-from types import FrameType
 
 import click
 
 from batchq.cli import user_commands
 from batchq.cli.data_folder import existing_database_settings, remember_data_folder
+from batchq.cli.supervisor import supervise
 from batchq.cli.user_commands import EXPIRES_IN, one_line_errors, token, user_repository
 from batchq.domain.permissions import Function
 from batchq.errors import BatchqError
@@ -59,7 +56,7 @@ def up(concurrency: int | None, port: int | None) -> None:
     stack = "embedded (SQLite + filesystem broker)" if settings.embedded else "configured"
     click.echo(f"batchq on the {stack} stack: API on http://{settings.host}:"
                f"{port or settings.port} (Ctrl-C stops everything)")
-    sys.exit(_supervise(commands))
+    sys.exit(supervise(commands))
 
 
 def _first_admin(settings: Settings) -> None:
@@ -158,43 +155,6 @@ def process_commands(settings: Settings, concurrency: int, port: int) -> dict[st
         "worker": worker,
         "beat": [python, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO"],
     }
-
-
-def _supervise(commands: dict[str, list[str]]) -> int:
-    """Run the processes; when one exits or Ctrl-C comes, stop all and return."""
-    processes = {name: subprocess.Popen(command) for name, command in commands.items()}
-    stopping = False
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    while not stopping:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                click.echo(f"The {name} process exited with {process.returncode}; stopping.",
-                           err=True)
-                exit_code, stopping = 1, True
-        time.sleep(0.2)
-    _stop_all(processes)
-    return exit_code
-
-
-def _stop_all(processes: dict[str, subprocess.Popen[bytes]], grace: float = 20.0) -> None:
-    for process in processes.values():
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + grace
-    for name, process in processes.items():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            click.echo(f"The {name} process did not stop in {grace:g}s; killing it.", err=True)
-            process.kill()
-            process.wait()
 
 
 def _settings() -> Settings:
