@@ -67,7 +67,7 @@ gunicorn_errors.install()  # a request gunicorn refuses is answered in JSON too
 
 bind = _free_address(f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-worker_class = "gthread"
+worker_class = "api.gunicorn_worker.ThreadWorker"  # gthread, with a quick stop that cannot hang
 threads = _settings.sse_max_streams + REQUEST_THREADS
 # Connections a process keeps open, idle ones between requests included.
 worker_connections = 4 * threads
