@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.acceptance.test_up import free_port
-from tests.integration.harness import ROOT, wait_until
+from tests.integration.harness import ROOT, kill_tree, wait_until
 
 
 def healthy(url: str) -> bool:
@@ -84,5 +84,5 @@ def test_a_user_drives_batchq_with_the_cli_alone(tmp_path: Path) -> None:
         assert up.wait(timeout=60) == 0
     finally:
         if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
+            kill_tree(up)
         log.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from tests.integration.harness import ROOT, wait_until
+from tests.integration.harness import ROOT, kill_tree, wait_until
 
 
 def free_port() -> int:
@@ -79,5 +79,5 @@ def test_batchq_up_runs_a_batch_on_the_embedded_default_and_stops_on_ctrl_c(
                     and child.status() != psutil.STATUS_ZOMBIE]
     finally:
         if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
+            kill_tree(up)
         log.close()

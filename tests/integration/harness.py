@@ -164,6 +164,17 @@ class Cluster:
         return batch
 
 
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process and every process under it, in whatever process group: what a
+    failed test leaves of ``batchq up``, whose processes have groups of their own."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in [*psutil.Process(process.pid).children(recursive=True),
+                      psutil.Process(process.pid)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    process.wait(timeout=10)
+
+
 def wait_until(
     predicate: Callable[[], Any], timeout: float, what: str,
     process: subprocess.Popen[bytes] | None = None, describe: Callable[[], Any] | None = None,
