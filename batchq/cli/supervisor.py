@@ -71,7 +71,7 @@ def _stop_all(processes: Mapping[str, subprocess.Popen[bytes]], grace: float,
             process.terminate()
     signals_before = len(signals)
     deadline = time.monotonic() + grace
-    while _first_running(processes) and time.monotonic() < deadline:
+    while _any_running(processes) and time.monotonic() < deadline:
         if len(signals) > signals_before:
             click.echo("Stopping at once.", err=True)
             break
@@ -82,9 +82,8 @@ def _stop_all(processes: Mapping[str, subprocess.Popen[bytes]], grace: float,
         _kill_group(process)
 
 
-def _first_running(processes: Mapping[str, subprocess.Popen[bytes]]) -> str | None:
-    return next((name for name, process in processes.items() if process.poll() is None),
-                None)
+def _any_running(processes: Mapping[str, subprocess.Popen[bytes]]) -> bool:
+    return any(process.poll() is None for process in processes.values())
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -13,16 +13,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
-from tests.integration.harness import ROOT, wait_until
+from tests.integration.harness import ROOT, kill_tree, wait_until
 
 #: A program that writes its pid, and with ``--child`` the pid of a child of its own
 #: that ignores SIGTERM, then sleeps; ``--stubborn`` makes it ignore SIGTERM too.
 PROGRAM = textwrap.dedent("""
-    import signal, subprocess, sys, time
+    import os, signal, subprocess, sys, time
     pids = open(sys.argv[1], "a")
     if "--stubborn" in sys.argv:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -33,9 +35,25 @@ PROGRAM = textwrap.dedent("""
     if "--exit" in sys.argv:
         time.sleep(1)  # the others have started by then
         sys.exit(3)
-    print(__import__("os").getpid(), file=pids, flush=True)
+    print(os.getpid(), file=pids, flush=True)
     time.sleep(600)
 """)
+
+
+#: The supervisors each test's folder started, for ``nothing_left_behind``.
+STARTED: dict[Path, list[subprocess.Popen[bytes]]] = {}
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(tmp_path: Path) -> Iterator[None]:
+    """However a test ends, no supervisor or program of it keeps running."""
+    yield
+    for supervisor in STARTED.pop(tmp_path, []):
+        if supervisor.poll() is None:
+            kill_tree(supervisor)
+    pids = tmp_path / "pids.txt"
+    for pid in alive([int(pid) for pid in pids.read_text().split()] if pids.exists() else []):
+        os.kill(pid, signal.SIGKILL)
 
 
 def start_supervisor(tmp_path: Path, grace: float,
@@ -48,8 +66,11 @@ def start_supervisor(tmp_path: Path, grace: float,
                 for name, flags in programs.items()}
     driver = (f"import sys; from batchq.cli.supervisor import supervise; "
               f"sys.exit(supervise({commands!r}, grace={grace}))")
-    return subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    supervisor = subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                  start_new_session=True)
+    STARTED.setdefault(tmp_path, []).append(supervisor)
+    return supervisor
 
 
 def started_pids(tmp_path: Path, count: int,
